@@ -1,0 +1,42 @@
+// verifier.hpp — asks the old server whether a password is right.
+//
+// One implementation per protocol (plugin/verifier_imap.cpp, verifier_pop3.cpp,
+// verifier_smtp.cpp), chosen by the provider's `protocol`. A verifier maps the server's
+// replies to three answers and nothing else:
+//   accepted                                     → ok
+//   explicit rejection of the credentials        → rejected
+//     (IMAP NO without code or [AUTHENTICATIONFAILED]; POP3 -ERR to PASS/AUTH other than
+//      [IN-USE] / [SYS/TEMP]; SMTP 535)
+//   anything else — refused connection, timeout, TLS or certificate failure, BAD, busy,
+//   an unexpected reply                          → unavailable (TEMPFAIL, never FAIL)
+// verify() blocks up to the provider's timeout, may be called from many threads at once,
+// and never logs or stores the password.
+#pragma once
+
+#include "mailferry/config.hpp"
+#include "mailferry/secret.hpp"
+
+#include <memory>
+#include <string>
+
+namespace mf {
+
+enum class VerifyStatus { ok, rejected, unavailable };
+
+struct VerifyOutcome {
+    VerifyStatus status = VerifyStatus::unavailable;
+    std::string detail;  // what happened, with the server's reply sanitized; no secrets
+};
+
+class Verifier {
+public:
+    virtual ~Verifier() = default;
+    virtual VerifyOutcome verify(const std::string& login, const Secret& password) = 0;
+};
+
+// Never fails: configuration was validated when it was loaded.
+std::unique_ptr<Verifier> make_verifier(const ProviderConfig& provider);
+
+const char* to_string(VerifyStatus s);
+
+}  // namespace mf

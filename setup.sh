@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# setup.sh — one entry point for a fresh Debian 12 machine (run as root).
+#
+#   ./setup.sh demo    install packages, build (Release), run the demo migration
+#   ./setup.sh test    install packages, build (Debug + ASan + UBSan), run every test
+#   ./setup.sh deps    only install packages and create the system users
+#   ./setup.sh build   only build (Release) into build-release/
+#
+# Idempotent: packages already present are not reinstalled, users already there are kept.
+set -euo pipefail
+cd "$(dirname "$0")"
+top=$PWD
+jobs=$(nproc)
+
+packages=(
+  # build
+  cmake g++ make pkg-config libssl-dev libcurl4-openssl-dev libsodium-dev libsqlite3-dev
+  libcrypt-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libcli11-dev
+  nlohmann-json3-dev libfmt-dev doctest-dev libpam0g-dev clang-format
+  # real servers and peers for tests, demo and benchmarks
+  dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd isync pamtester
+  openssl whois sqlite3 python3 ca-certificates procps
+)
+
+install_deps() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Keep the Debian Dovecot service from starting on the standard ports: our tests and
+    # the demo run their own instances.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+  # The security model's users: `mailferry` owns /var/lib/mailferry and runs the worker;
+  # `mfvmail` is the unprivileged user the test and demo Dovecots run as.
+  getent group mailferry >/dev/null || groupadd --system mailferry
+  getent passwd mailferry >/dev/null ||
+    useradd --system --gid mailferry --home-dir /var/lib/mailferry --shell /usr/sbin/nologin mailferry
+  getent passwd mfvmail >/dev/null ||
+    useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin mfvmail
+}
+
+build() {  # build DIR BUILD_TYPE [cmake args...]
+  local dir=$1 type=$2
+  shift 2
+  cmake -S "$top" -B "$top/$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
+  cmake --build "$top/$dir" -j"$jobs"
+}
+
+case "${1:-}" in
+  deps) install_deps ;;
+  build) install_deps; build build-release Release -DMAILFERRY_TESTS=OFF ;;
+  demo)
+    install_deps
+    build build-release Release -DMAILFERRY_TESTS=OFF
+    exec "$top/scripts/demo.sh" "$top/build-release"
+    ;;
+  test)
+    install_deps
+    "$top/scripts/check-format.sh"
+    build build-test Debug -DMAILFERRY_SANITIZE=ON
+    cd "$top/build-test"
+    exec ctest --output-on-failure -j"$jobs" --timeout 900
+    ;;
+  *)
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
