@@ -1,0 +1,554 @@
+// store_sqlite.cpp — the Store on SQLite (WAL): accounts, audit log, guard tables.
+//
+// Many login helpers open this database at once as separate processes, so every call is
+// one short transaction; writers use BEGIN IMMEDIATE so lock waits happen up front under
+// the busy timeout instead of failing half-way. A busy or locked database after the
+// timeout is an Error with Retry::later (TEMPFAIL), never a guess. The schema carries a
+// version in PRAGMA user_version and is migrated forward step by step, each step in its
+// own transaction. This file never sees a plain password.
+#include "mailferry/store.hpp"
+
+#include "file_util.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace mf {
+namespace {
+
+// Forward migrations: kMigrations[i] takes the schema from version i to i+1.
+constexpr const char* kMigrations[] = {
+    // 0 → 1: accounts, audit, guard
+    R"sql(
+CREATE TABLE accounts (
+    name        TEXT PRIMARY KEY NOT NULL,
+    provider    TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    hash        TEXT NOT NULL DEFAULT '',
+    created     INTEGER NOT NULL,
+    updated     INTEGER NOT NULL,
+    last_login  INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX accounts_state ON accounts(state);
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    account     TEXT NOT NULL,
+    from_state  TEXT NOT NULL,
+    to_state    TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    client_ip   TEXT NOT NULL DEFAULT '',
+    detail      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_account ON audit(account, id);
+CREATE TABLE guard_failures (
+    key TEXT NOT NULL,
+    at  INTEGER NOT NULL
+);
+CREATE INDEX guard_failures_key ON guard_failures(key, at);
+CREATE TABLE guard_negative (
+    account TEXT NOT NULL,
+    digest  TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (account, digest)
+) WITHOUT ROWID;
+)sql",
+};
+constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+Error db_error(sqlite3* db, const std::string& what, int rc) {
+    bool busy = rc == SQLITE_BUSY || rc == SQLITE_LOCKED || (rc & 0xff) == SQLITE_BUSY ||
+                (rc & 0xff) == SQLITE_LOCKED;
+    std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    if (busy) {
+        detail += " (database busy: another process holds the lock)";
+    }
+    bool io = (rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL ||
+              (rc & 0xff) == SQLITE_CANTOPEN || (rc & 0xff) == SQLITE_READONLY;
+    return make_error(what, detail, Scope::server, (busy || io) ? Retry::later : Retry::never);
+}
+
+// A prepared statement, finalized on scope exit.
+class Stmt {
+public:
+    Stmt(sqlite3* db, const char* sql) : db_(db) {
+        rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr);
+    }
+    ~Stmt() { sqlite3_finalize(st_); }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+
+    [[nodiscard]] bool prepared() const { return rc_ == SQLITE_OK; }
+    [[nodiscard]] int prepare_rc() const { return rc_; }
+
+    Stmt& bind(int i, const std::string& v) {
+        sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    Stmt& bind(int i, std::int64_t v) {
+        sqlite3_bind_int64(st_, i, v);
+        return *this;
+    }
+    int step() { return sqlite3_step(st_); }
+    std::string text(int col) {
+        const auto* p = sqlite3_column_text(st_, col);
+        return p != nullptr ? std::string(reinterpret_cast<const char*>(p),
+                                          static_cast<std::size_t>(sqlite3_column_bytes(st_, col)))
+                            : std::string();
+    }
+    std::int64_t int64(int col) { return sqlite3_column_int64(st_, col); }
+
+private:
+    sqlite3* db_;
+    sqlite3_stmt* st_ = nullptr;
+    int rc_;
+};
+
+class SqliteStore final : public Store {
+public:
+    SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+    ~SqliteStore() override { sqlite3_close_v2(db_); }
+    SqliteStore(const SqliteStore&) = delete;
+    SqliteStore& operator=(const SqliteStore&) = delete;
+
+    Result<void> init() {
+        if (auto r = exec("PRAGMA journal_mode=WAL", "enable WAL"); !r) {
+            return r;
+        }
+        if (auto r = exec("PRAGMA synchronous=NORMAL", "set synchronous"); !r) {
+            return r;
+        }
+        if (auto r = exec("PRAGMA foreign_keys=ON", "enable foreign keys"); !r) {
+            return r;
+        }
+        return migrate();
+    }
+
+    [[nodiscard]] int schema_version() const override { return version_; }
+
+    Result<std::optional<Account>> find_account(const std::string& name) override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "SELECT name, provider, state, hash, created, updated, last_login, "
+                    "last_error FROM accounts WHERE name = ?1");
+        if (!s.prepared()) {
+            return db_error(db_, "prepare find_account", s.prepare_rc());
+        }
+        s.bind(1, name);
+        int rc = s.step();
+        if (rc == SQLITE_DONE) {
+            return std::optional<Account>{};
+        }
+        if (rc != SQLITE_ROW) {
+            return db_error(db_, "look up account " + name + " in " + path_, rc);
+        }
+        return std::optional<Account>{row_to_account(s)};
+    }
+
+    Result<void> create_account(const Account& a, const AuditContext& ctx) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("create account " + a.name, [&]() -> Result<void> {
+            Stmt s(db_, "INSERT INTO accounts (name, provider, state, hash, created, updated, "
+                        "last_login, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, '')");
+            if (!s.prepared()) {
+                return db_error(db_, "prepare create_account", s.prepare_rc());
+            }
+            UnixTime now = now_unix();
+            s.bind(1, a.name).bind(2, a.provider).bind(3, std::string(to_string(a.state)));
+            s.bind(4, a.hash).bind(5, a.created != 0 ? a.created : now).bind(6, a.last_login);
+            int rc = s.step();
+            if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+                return make_error("create account " + a.name, "account exists already",
+                                  Scope::account);
+            }
+            if (rc != SQLITE_DONE) {
+                return db_error(db_, "insert account " + a.name, rc);
+            }
+            return audit(a.name, "unknown", to_string(a.state), ctx);
+        });
+    }
+
+    Result<void> set_state(const std::string& name, AccountState to, const AuditContext& ctx,
+                           std::optional<AccountState> expected_from) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("set state of " + name, [&]() -> Result<void> {
+            Stmt q(db_, "SELECT state FROM accounts WHERE name = ?1");
+            q.bind(1, name);
+            int rc = q.step();
+            if (rc == SQLITE_DONE) {
+                return make_error("set state of " + name, "no such account", Scope::account);
+            }
+            if (rc != SQLITE_ROW) {
+                return db_error(db_, "read state of " + name, rc);
+            }
+            std::string from = q.text(0);
+            if (expected_from && from != to_string(*expected_from)) {
+                return make_error("set state of " + name,
+                                  std::string("state is ") + from + ", expected " +
+                                      to_string(*expected_from),
+                                  Scope::account);
+            }
+            Stmt u(db_, "UPDATE accounts SET state = ?2, updated = ?3, last_error = "
+                        "CASE WHEN ?2 = 'failed' THEN ?4 ELSE last_error END WHERE name = ?1");
+            u.bind(1, name).bind(2, std::string(to_string(to))).bind(3, now_unix()).bind(4, ctx.detail);
+            if (rc = u.step(); rc != SQLITE_DONE) {
+                return db_error(db_, "update state of " + name, rc);
+            }
+            return audit(name, from, to_string(to), ctx);
+        });
+    }
+
+    Result<void> set_hash(const std::string& name, const std::string& hash,
+                          const AuditContext& ctx) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("set hash of " + name, [&]() -> Result<void> {
+            Stmt u(db_, "UPDATE accounts SET hash = ?2, updated = ?3 WHERE name = ?1 "
+                        "RETURNING state");
+            u.bind(1, name).bind(2, hash).bind(3, now_unix());
+            int rc = u.step();
+            if (rc == SQLITE_DONE) {
+                return make_error("set hash of " + name, "no such account", Scope::account);
+            }
+            if (rc != SQLITE_ROW) {
+                return db_error(db_, "update hash of " + name, rc);
+            }
+            std::string state = u.text(0);
+            while (u.step() == SQLITE_ROW) {
+            }
+            AuditContext c = ctx;
+            if (c.detail.empty()) {
+                c.detail = "password hash replaced";
+            }
+            return audit(name, state, state, c);
+        });
+    }
+
+    Result<void> record_login(const std::string& name, UnixTime at) override {
+        std::lock_guard lock(mu_);
+        Stmt u(db_, "UPDATE accounts SET last_login = ?2 WHERE name = ?1");
+        u.bind(1, name).bind(2, at);
+        if (int rc = u.step(); rc != SQLITE_DONE) {
+            return db_error(db_, "record login of " + name, rc);
+        }
+        return {};
+    }
+
+    Result<std::vector<AuditRow>> audit_log(const std::string& account) override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "SELECT id, at, account, from_state, to_state, actor, client_ip, detail "
+                    "FROM audit WHERE account = ?1 ORDER BY id");
+        s.bind(1, account);
+        std::vector<AuditRow> rows;
+        int rc;
+        while ((rc = s.step()) == SQLITE_ROW) {
+            rows.push_back(AuditRow{s.int64(0), s.int64(1), s.text(2), s.text(3), s.text(4),
+                                    s.text(5), s.text(6), s.text(7)});
+        }
+        if (rc != SQLITE_DONE) {
+            return db_error(db_, "read audit log of " + account, rc);
+        }
+        return rows;
+    }
+
+    Result<std::map<AccountState, std::int64_t>> count_by_state() override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "SELECT state, COUNT(*) FROM accounts GROUP BY state");
+        std::map<AccountState, std::int64_t> out;
+        int rc;
+        while ((rc = s.step()) == SQLITE_ROW) {
+            if (auto st = account_state_from(s.text(0))) {
+                out[*st] = s.int64(1);
+            }
+        }
+        if (rc != SQLITE_DONE) {
+            return db_error(db_, "count accounts by state", rc);
+        }
+        return out;
+    }
+
+    Result<std::vector<Account>> list_accounts() override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "SELECT name, provider, state, hash, created, updated, last_login, "
+                    "last_error FROM accounts ORDER BY name");
+        std::vector<Account> out;
+        int rc;
+        while ((rc = s.step()) == SQLITE_ROW) {
+            out.push_back(row_to_account(s));
+        }
+        if (rc != SQLITE_DONE) {
+            return db_error(db_, "list accounts", rc);
+        }
+        return out;
+    }
+
+    Result<void> record_failure(const std::string& key, UnixTime at) override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "INSERT INTO guard_failures (key, at) VALUES (?1, ?2)");
+        s.bind(1, key).bind(2, at);
+        if (int rc = s.step(); rc != SQLITE_DONE) {
+            return db_error(db_, "record failed login", rc);
+        }
+        return {};
+    }
+
+    Result<std::int64_t> count_failures(const std::string& key, UnixTime since) override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "SELECT COUNT(*) FROM guard_failures WHERE key = ?1 AND at >= ?2");
+        s.bind(1, key).bind(2, since);
+        if (int rc = s.step(); rc != SQLITE_ROW) {
+            return db_error(db_, "count failed logins", rc);
+        }
+        return s.int64(0);
+    }
+
+    Result<void> clear_failures(const std::string& key) override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "DELETE FROM guard_failures WHERE key = ?1");
+        s.bind(1, key);
+        if (int rc = s.step(); rc != SQLITE_DONE) {
+            return db_error(db_, "clear failed logins", rc);
+        }
+        return {};
+    }
+
+    Result<void> add_negative(const std::string& account, const std::string& digest,
+                              UnixTime expires) override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "INSERT INTO guard_negative (account, digest, expires) VALUES (?1, ?2, ?3) "
+                    "ON CONFLICT (account, digest) DO UPDATE SET expires = excluded.expires");
+        s.bind(1, account).bind(2, digest).bind(3, expires);
+        if (int rc = s.step(); rc != SQLITE_DONE) {
+            return db_error(db_, "remember rejected password", rc);
+        }
+        return {};
+    }
+
+    Result<bool> has_negative(const std::string& account, const std::string& digest,
+                              UnixTime now) override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "SELECT 1 FROM guard_negative WHERE account = ?1 AND digest = ?2 AND "
+                    "expires > ?3");
+        s.bind(1, account).bind(2, digest).bind(3, now);
+        int rc = s.step();
+        if (rc == SQLITE_ROW) {
+            return true;
+        }
+        if (rc != SQLITE_DONE) {
+            return db_error(db_, "look up rejected passwords", rc);
+        }
+        return false;
+    }
+
+    Result<void> prune_guard(UnixTime now, UnixTime failures_before) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("prune guard tables", [&]() -> Result<void> {
+            Stmt a(db_, "DELETE FROM guard_negative WHERE expires <= ?1");
+            a.bind(1, now);
+            if (int rc = a.step(); rc != SQLITE_DONE) {
+                return db_error(db_, "prune negative cache", rc);
+            }
+            Stmt b(db_, "DELETE FROM guard_failures WHERE at < ?1");
+            b.bind(1, failures_before);
+            if (int rc = b.step(); rc != SQLITE_DONE) {
+                return db_error(db_, "prune failed logins", rc);
+            }
+            return {};
+        });
+    }
+
+private:
+    static Account row_to_account(Stmt& s) {
+        Account a;
+        a.name = s.text(0);
+        a.provider = s.text(1);
+        a.state = account_state_from(s.text(2)).value_or(AccountState::failed);
+        a.hash = s.text(3);
+        a.created = s.int64(4);
+        a.updated = s.int64(5);
+        a.last_login = s.int64(6);
+        a.last_error = s.text(7);
+        return a;
+    }
+
+    Result<void> exec(const char* sql, const std::string& what) {
+        char* msg = nullptr;
+        int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg);
+        if (rc != SQLITE_OK) {
+            std::string m = msg != nullptr ? msg : sqlite3_errstr(rc);
+            sqlite3_free(msg);
+            Error e = db_error(db_, what + " on " + path_, rc);
+            e.detail = m;
+            return e;
+        }
+        return {};
+    }
+
+    // BEGIN IMMEDIATE … COMMIT around `body`; ROLLBACK if body or COMMIT fails.
+    template <typename F>
+    Result<void> in_transaction(const std::string& what, F&& body) {
+        if (auto r = exec("BEGIN IMMEDIATE", what + ": begin"); !r) {
+            return r;
+        }
+        Result<void> r = body();
+        if (r) {
+            r = exec("COMMIT", what + ": commit");
+        }
+        if (!r) {
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        }
+        return r;
+    }
+
+    Result<void> audit(const std::string& account, const std::string& from, const std::string& to,
+                       const AuditContext& ctx) {
+        Stmt s(db_, "INSERT INTO audit (at, account, from_state, to_state, actor, client_ip, "
+                    "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+        s.bind(1, now_unix()).bind(2, account).bind(3, from).bind(4, to);
+        s.bind(5, ctx.actor).bind(6, ctx.client_ip).bind(7, ctx.detail);
+        if (int rc = s.step(); rc != SQLITE_DONE) {
+            return db_error(db_, "write audit row for " + account, rc);
+        }
+        return {};
+    }
+
+    Result<void> migrate() {
+        Stmt v(db_, "PRAGMA user_version");
+        if (int rc = v.step(); rc != SQLITE_ROW) {
+            return db_error(db_, "read schema version of " + path_, rc);
+        }
+        version_ = static_cast<int>(v.int64(0));
+        if (version_ > kSchemaVersion) {
+            return make_error("open store " + path_,
+                              "schema version " + std::to_string(version_) +
+                                  " is newer than this mailferry understands (" +
+                                  std::to_string(kSchemaVersion) + "): upgrade mailferry",
+                              Scope::config);
+        }
+        while (version_ < kSchemaVersion) {
+            int next = version_ + 1;
+            auto r = in_transaction("migrate store to schema " + std::to_string(next), [&]() {
+                // Re-check inside the lock: another process may have migrated meanwhile.
+                Stmt again(db_, "PRAGMA user_version");
+                again.step();
+                if (again.int64(0) != version_) {
+                    return Result<void>{};
+                }
+                if (auto e = exec(kMigrations[version_], "apply migration"); !e) {
+                    return e;
+                }
+                return exec(("PRAGMA user_version = " + std::to_string(next)).c_str(),
+                            "set schema version");
+            });
+            if (!r) {
+                return r;
+            }
+            Stmt now(db_, "PRAGMA user_version");
+            now.step();
+            version_ = static_cast<int>(now.int64(0));
+        }
+        return {};
+    }
+
+    sqlite3* db_;
+    std::string path_;
+    std::mutex mu_;
+    int version_ = 0;
+};
+
+}  // namespace
+
+UnixTime now_unix() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+const char* to_string(AccountState s) {
+    switch (s) {
+    case AccountState::unknown:
+        return "unknown";
+    case AccountState::verified:
+        return "verified";
+    case AccountState::provisioned:
+        return "provisioned";
+    case AccountState::copying:
+        return "copying";
+    case AccountState::synced:
+        return "synced";
+    case AccountState::resyncing:
+        return "resyncing";
+    case AccountState::held:
+        return "held";
+    case AccountState::cutover:
+        return "cutover";
+    case AccountState::failed:
+        return "failed";
+    case AccountState::disabled:
+        return "disabled";
+    }
+    return "?";
+}
+
+std::optional<AccountState> account_state_from(std::string_view name) {
+    for (auto s : {AccountState::unknown, AccountState::verified, AccountState::provisioned,
+                   AccountState::copying, AccountState::synced, AccountState::resyncing,
+                   AccountState::held, AccountState::cutover, AccountState::failed,
+                   AccountState::disabled}) {
+        if (name == to_string(s)) {
+            return s;
+        }
+    }
+    return std::nullopt;
+}
+
+bool is_migrated(AccountState s) {
+    switch (s) {
+    case AccountState::provisioned:
+    case AccountState::copying:
+    case AccountState::synced:
+    case AccountState::resyncing:
+    case AccountState::held:
+    case AccountState::cutover:
+    case AccountState::failed:
+        return true;
+    case AccountState::unknown:
+    case AccountState::verified:
+    case AccountState::disabled:
+        return false;
+    }
+    return false;
+}
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, Millis busy_timeout) {
+    // Group-writable: login helpers of the mail server's auth user share it with the
+    // mailferry worker through the group (DESIGN.md, security model).
+    // SQLite gives the -wal and -shm files the database file's mode, so setting it once
+    // on creation is enough (no process-wide umask change: we may run inside a server).
+    struct stat st {};
+    bool created = ::stat(path.c_str(), &st) != 0;
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             nullptr);
+    if (rc == SQLITE_OK && created) {
+        ::chmod(path.c_str(), 0660);
+    }
+    if (rc != SQLITE_OK) {
+        Error e = db_error(db, "open store " + path, rc);
+        sqlite3_close_v2(db);
+        return e;
+    }
+    sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count()));
+    sqlite3_extended_result_codes(db, 1);
+    auto store = std::make_unique<SqliteStore>(db, path);
+    if (auto r = store->init(); !r) {
+        return r.error();
+    }
+    return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace mf
