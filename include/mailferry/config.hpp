@@ -29,36 +29,36 @@ enum class SaslMech { automatic, plain, login };
 
 struct StoreConfig {
     std::string path = "/var/lib/mailferry/mailferry.db";
-    std::string lock_dir;  // default: "locks" beside the database
+    std::string lock_dir; // default: "locks" beside the database
     Millis busy_timeout{5000};
 };
 
 // An old server. Logins for `domains` are verified here.
 struct ProviderConfig {
     std::string name;
-    std::vector<std::string> domains;  // lower-case
+    std::vector<std::string> domains; // lower-case
     Protocol protocol = Protocol::imap;
     std::string host;
-    std::uint16_t port = 0;  // 0: the protocol's default for the TLS mode
+    std::uint16_t port = 0; // 0: the protocol's default for the TLS mode
     TlsMode tls = TlsMode::implicit;
-    std::string ca_file;  // empty: the system's CAs
+    std::string ca_file; // empty: the system's CAs
     bool verify_certificate = true;
     Millis timeout{10000};
     unsigned max_concurrent = 10;
     LoginForm login_form = LoginForm::full_address;
-    std::string login_template;  // with login_form = template: "{local}", "{domain}", "{address}"
+    std::string login_template; // with login_form = template: "{local}", "{domain}", "{address}"
     SaslMech mechanism = SaslMech::automatic;
 
     [[nodiscard]] std::uint16_t effective_port() const;
 };
 
 struct IdentityConfig {
-    std::string default_domain;  // short names get this domain; empty: short names refused
+    std::string default_domain; // short names get this domain; empty: short names refused
     bool accept_short_names = true;
     bool accept_full_address = true;
     bool fold_local_part = false;                      // case-fold the local part too
     std::string conflict_map;                          // file: "login  new-canonical-name"
-    std::map<std::string, std::string> domain_renames;  // old domain → new domain
+    std::map<std::string, std::string> domain_renames; // old domain → new domain
 };
 
 enum class HashScheme { argon2id, sha512_crypt, yescrypt };
@@ -66,7 +66,7 @@ enum class HashScheme { argon2id, sha512_crypt, yescrypt };
 struct HashConfig {
     HashScheme scheme = HashScheme::argon2id;
     std::uint64_t argon2_ops = 2;            // crypto_pwhash OPSLIMIT_INTERACTIVE
-    std::uint64_t argon2_memory_kib = 65536;  // 64 MiB, MEMLIMIT_INTERACTIVE
+    std::uint64_t argon2_memory_kib = 65536; // 64 MiB, MEMLIMIT_INTERACTIVE
     unsigned sha512_rounds = 5000;
     unsigned yescrypt_cost = 5;
 };
@@ -77,12 +77,12 @@ struct ProvisionerConfig {
     ProvisionerType type = ProvisionerType::builtin;
     // dovecot-passwd-file
     std::string passwd_file;
-    std::string uid;          // numeric or empty
+    std::string uid; // numeric or empty
     std::string gid;
     std::string home;         // template: "/var/vmail/{domain}/{local}"
     std::string extra_fields; // template, space separated k=v
     // command
-    std::vector<std::string> command;  // argv; the canonical user is appended, password on stdin
+    std::vector<std::string> command; // argv; the canonical user is appended, password on stdin
     // http
     std::string url;
     std::string token_file;
@@ -97,7 +97,7 @@ struct GuardConfig {
     unsigned max_failures_per_ip = 50;
     Millis window{15 * 60 * 1000};
     Millis negative_cache_ttl{5 * 60 * 1000};
-    std::string key_file;  // keyed hash for the negative cache; default beside the database
+    std::string key_file; // keyed hash for the negative cache; default beside the database
 };
 
 // Extra fields returned with an OK (templates as in ProvisionerConfig::home).
@@ -112,7 +112,7 @@ struct LogConfig {
 };
 
 struct Config {
-    std::string source_path;  // the file this was read from
+    std::string source_path; // the file this was read from
     StoreConfig store;
     std::vector<ProviderConfig> providers;
     IdentityConfig identity;
@@ -121,7 +121,7 @@ struct Config {
     GuardConfig guard;
     ResultConfig result;
     LogConfig log;
-    std::vector<std::string> warnings;  // e.g. "token_file /x is readable by others"
+    std::vector<std::string> warnings; // e.g. "token_file /x is readable by others"
 };
 
 // Reads and validates a config file. The path is resolved by the caller (see
@@ -137,6 +137,9 @@ std::string config_path_from(const std::string& cli_value);
 // "10s", "500ms", "15m", "2h", "1d" → milliseconds.
 Result<Millis> parse_duration(std::string_view text);
 
+// The inverse, in the largest unit that is exact: 900000 ms → "15m", 1500 ms → "1500ms".
+std::string format_duration(Millis d);
+
 // Expands {local}, {domain}, {address}, {user} in a template.
 std::string expand_template(std::string_view tmpl, std::string_view local, std::string_view domain);
 
@@ -144,5 +147,8 @@ const char* to_string(Protocol p);
 const char* to_string(TlsMode t);
 const char* to_string(HashScheme s);
 const char* to_string(ProvisionerType t);
+const char* to_string(LoginForm f); // "template" for LoginForm::templated
+const char* to_string(SaslMech m);  // "auto" for SaslMech::automatic
+const char* to_string(LogLevel l);
 
-}  // namespace mf
+} // namespace mf

@@ -17,16 +17,16 @@
 namespace mf {
 
 struct Identity {
-    std::string canonical;    // the account's name on the new server: local@new-domain
-    std::string local;        // canonical local part
-    std::string domain;       // canonical (new) domain
-    std::string old_address;  // the address at the old server: local@old-domain
-    std::string old_login;    // what the old server wants as login (provider's login_form)
-    const ProviderConfig* provider = nullptr;  // owned by the Config
+    std::string canonical;   // the account's name on the new server: local@new-domain
+    std::string local;       // canonical local part
+    std::string domain;      // canonical (new) domain
+    std::string old_address; // the address at the old server: local@old-domain
+    std::string old_login;   // what the old server wants as login (provider's login_form)
+    const ProviderConfig* provider = nullptr; // owned by the Config
 };
 
 class IdentityMap {
-public:
+  public:
     // Reads the conflict map file, if any. Errors name file:line.
     static Result<IdentityMap> create(const Config& cfg);
 
@@ -34,12 +34,13 @@ public:
     // FAIL without contacting anyone.
     [[nodiscard]] Result<Identity> resolve(std::string_view login) const;
 
-private:
+  private:
     const Config* cfg_ = nullptr;
-    std::map<std::string, std::string> conflicts_;  // login (normalized) → canonical
+    std::map<std::string, std::string> conflicts_;          // login (normalized) → canonical
+    std::map<std::string, std::string> canonical_to_login_; // the conflict map read backwards
 };
 
 // The syntax checks alone; exposed for the faces that must reject before parsing further.
 Result<void> check_login_syntax(std::string_view login);
 
-}  // namespace mf
+} // namespace mf
