@@ -15,28 +15,28 @@
 namespace mft {
 
 struct TestUser {
-    std::string name;      // full address, e.g. "anna@old.example"
-    std::string password;  // any bytes but NUL (stored base64-encoded in the passwd-file)
+    std::string name;     // full address, e.g. "anna@old.example"
+    std::string password; // any bytes but NUL (stored base64-encoded in the passwd-file)
 };
 
 struct DovecotOptions {
-    std::string label = "dovecot";  // instance_name suffix and temp dir prefix
+    std::string label = "dovecot"; // instance_name suffix and temp dir prefix
     std::vector<TestUser> users;
-    bool imap = true;        // plain IMAP (STARTTLS offered when tls)
-    bool imaps = true;       // implicit TLS IMAP
-    bool pop3 = true;        // plain POP3 (STLS offered when tls)
-    bool pop3s = true;       // implicit TLS POP3
-    bool submission = true;  // SMTP submission with AUTH (STARTTLS offered when tls)
+    bool imap = true;       // plain IMAP (STARTTLS offered when tls)
+    bool imaps = true;      // implicit TLS IMAP
+    bool pop3 = true;       // plain POP3 (STLS offered when tls)
+    bool pop3s = true;      // implicit TLS POP3
+    bool submission = true; // SMTP submission with AUTH (STARTTLS offered when tls)
     bool tls = true;
     // Replaces the passdb/userdb blocks (the NEW server authenticating through mailferry:
     // checkpassword, PAM). Empty: a passwd-file passdb+userdb with `users`.
     std::string auth_config;
-    std::string extra_config;  // appended verbatim to dovecot.conf
-    bool performance_login = false;  // service imap-login { service_count = 0 }
+    std::string extra_config;       // appended verbatim to dovecot.conf
+    bool performance_login = false; // service imap-login { service_count = 0 }
 };
 
 class DovecotServer {
-public:
+  public:
     // Starts Dovecot and waits until every enabled port accepts. Throws std::runtime_error
     // with the tail of Dovecot's log when it cannot start.
     explicit DovecotServer(DovecotOptions opts);
@@ -44,8 +44,8 @@ public:
     DovecotServer(const DovecotServer&) = delete;
     DovecotServer& operator=(const DovecotServer&) = delete;
 
-    void stop();   // kill by PID, wait for exit; ports become closed
-    void start();  // start again on the same ports and data
+    void stop();  // kill by PID, wait for exit; ports become closed
+    void start(); // start again on the same ports and data
 
     [[nodiscard]] bool running() const;
     [[nodiscard]] std::uint16_t imap_port() const;
@@ -57,7 +57,7 @@ public:
     [[nodiscard]] const std::string& ca_file() const;     // PEM of the CA that signed the cert
     [[nodiscard]] const std::string& config_path() const; // dovecot.conf
     [[nodiscard]] const std::string& dir() const;         // instance root (0755, owned by mfvmail)
-    [[nodiscard]] std::string mail_dir(const std::string& user) const;  // user's Maildir
+    [[nodiscard]] std::string mail_dir(const std::string& user) const; // user's Maildir
     [[nodiscard]] std::string log_tail(std::size_t lines = 40) const;
 
     // Adds a user to the passwd-file (takes effect at once; Dovecot rereads it).
@@ -71,12 +71,12 @@ public:
     void save_message(const std::string& user, const std::string& folder,
                       const std::string& rfc822) const;
 
-private:
+  private:
     struct State;
-    State* state_;  // owned; raw only to keep this header free of heavy includes
+    State* state_; // owned; raw only to keep this header free of heavy includes
 };
 
 // A second, unrelated CA (for "wrong CA" tests): returns the path of its PEM.
 std::string other_ca_file();
 
-}  // namespace mft
+} // namespace mft

@@ -13,7 +13,7 @@ namespace mft {
 // A directory under /tmp (mode 0755, so servers running as mfvmail can traverse it),
 // removed with everything in it when the object dies.
 class TempDir {
-public:
+  public:
     explicit TempDir(const std::string& prefix = "mailferry-test");
     ~TempDir();
     TempDir(const TempDir&) = delete;
@@ -21,7 +21,7 @@ public:
     [[nodiscard]] const std::string& path() const { return path_; }
     [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
 
-private:
+  private:
     std::string path_;
 };
 
@@ -32,7 +32,7 @@ std::uint16_t free_port();
 bool wait_for_port(std::uint16_t port, std::chrono::milliseconds wait);
 
 struct RunResult {
-    int exit_code = -1;  // 128+signal when killed by a signal
+    int exit_code = -1; // 128+signal when killed by a signal
     std::string out;
     std::string err;
 };
@@ -47,14 +47,14 @@ std::string read_file(const std::string& path);
 
 // A loopback TCP server that accepts connections and never says a word (timeout tests).
 class SilentServer {
-public:
+  public:
     SilentServer();
     ~SilentServer();
     SilentServer(const SilentServer&) = delete;
     SilentServer& operator=(const SilentServer&) = delete;
     [[nodiscard]] std::uint16_t port() const { return port_; }
 
-private:
+  private:
     int fd_ = -1;
     std::uint16_t port_ = 0;
 };
@@ -62,4 +62,4 @@ private:
 // A built program of this project: MF_BINARY_DIR/<subdir>/<name>.
 std::string program_path(const std::string& subdir, const std::string& name);
 
-}  // namespace mft
+} // namespace mft
