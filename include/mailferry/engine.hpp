@@ -37,18 +37,18 @@ const char* to_string(AuthStatus s);
 
 struct AuthRequest {
     std::string_view login;
-    std::string_view password;  // may hold any byte; CR, LF, NUL → fail
-    std::string_view service;   // "imap", "pop3", "smtp", … (for logs and the audit)
+    std::string_view password; // may hold any byte; CR, LF, NUL → fail
+    std::string_view service;  // "imap", "pop3", "smtp", … (for logs and the audit)
     std::string_view client_ip;
-    std::string_view face;      // "checkpassword", "cgpauth", "pam", "capi", "replay"
+    std::string_view face; // "checkpassword", "cgpauth", "pam", "capi", "replay"
 };
 
 struct AuthResult {
     AuthStatus status = AuthStatus::tempfail;
-    std::string user;  // canonical name (on ok, and on fail when known)
-    std::vector<std::pair<std::string, std::string>> extra;  // on ok: configured extra fields
-    std::string message;  // for the log; safe to show an admin, never the password
-    bool first_login = false;  // ok by the old server just now (account provisioned)
+    std::string user; // canonical name (on ok, and on fail when known)
+    std::vector<std::pair<std::string, std::string>> extra; // on ok: configured extra fields
+    std::string message;      // for the log; safe to show an admin, never the password
+    bool first_login = false; // ok by the old server just now (account provisioned)
 };
 
 // Called after a first login has been provisioned, with the password still in hand —
@@ -57,7 +57,7 @@ struct AuthResult {
 using ProvisionedHook = std::function<Result<void>(const Identity&, const Secret& password)>;
 
 class Engine {
-public:
+  public:
     static Result<std::unique_ptr<Engine>> open(const std::string& config_path);
     static Result<std::unique_ptr<Engine>> from_config(Config cfg);
     ~Engine();
@@ -74,9 +74,9 @@ public:
 
     struct Impl;
 
-private:
+  private:
     explicit Engine(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace mf
+} // namespace mf

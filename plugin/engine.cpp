@@ -1,0 +1,397 @@
+// engine.cpp — the login decision (see include/mailferry/engine.hpp for the flow).
+//
+// The one place where the three answers are made. Rules kept here:
+//   - A network or store problem is TEMPFAIL, never FAIL; only an explicit rejection by
+//     the old server or a mismatch with a stored hash is FAIL.
+//   - Nothing is created unless the whole first login succeeds: provisioning happens
+//     before the account row is written, and a failed provisioning leaves no row.
+//   - The password lives in a Secret for the length of the call and is never logged.
+//   - authenticate() catches everything: it is called across the C ABI.
+#include "mailferry/engine.hpp"
+
+#include "file_lock.hpp"
+#include "file_util.hpp"
+#include "guard.hpp"
+#include "mailferry/log.hpp"
+#include "mailferry/password.hpp"
+#include "mailferry/provisioner.hpp"
+#include "mailferry/verifier.hpp"
+
+#include <map>
+#include <mutex>
+
+namespace mf {
+
+namespace {
+
+constexpr std::size_t kMaxPassword = 1024;
+
+std::string lock_dir_of(const Config& cfg) {
+    if (!cfg.store.lock_dir.empty()) {
+        return cfg.store.lock_dir;
+    }
+    auto pos = cfg.store.path.rfind('/');
+    return (pos == std::string::npos ? std::string(".") : cfg.store.path.substr(0, pos)) + "/locks";
+}
+
+} // namespace
+
+struct Engine::Impl {
+    Config cfg;
+    IdentityMap identity;
+    std::unique_ptr<Store> store;
+    std::unique_ptr<Provisioner> provisioner;
+    std::map<std::string, std::unique_ptr<Verifier>> verifiers; // by provider name
+    std::optional<Guard> guard;
+    std::string lock_dir;
+    std::mutex hook_mu;
+    ProvisionedHook hook; // guarded by hook_mu
+
+    AuthResult decide(const AuthRequest& req, const Secret& password);
+    // nullopt: the stored hash cannot be verified here; the caller asks the old server.
+    std::optional<AuthResult> from_store(const AuthRequest& req, const Identity& id,
+                                         const Account& acct, const Secret& password,
+                                         const std::string& who);
+    AuthResult first_login(const AuthRequest& req, const Identity& id,
+                           const std::optional<Account>& existing, const Secret& password,
+                           const std::string& who);
+    std::vector<std::pair<std::string, std::string>> extra_fields(const Identity& id) const;
+};
+
+namespace {
+
+AuthResult answer(AuthStatus st, std::string user, std::string message) {
+    AuthResult r;
+    r.status = st;
+    r.user = std::move(user);
+    r.message = std::move(message);
+    return r;
+}
+
+void log_result(const std::string& who, const AuthResult& r) {
+    std::string line = who + ": " + to_string(r.status) + ": " + r.message;
+    if (r.status == AuthStatus::ok) {
+        log::info(line);
+    } else if (r.status == AuthStatus::fail) {
+        log::info(line);
+    } else {
+        log::warning(line);
+    }
+}
+
+} // namespace
+
+const char* to_string(AuthStatus s) {
+    switch (s) {
+    case AuthStatus::ok:
+        return "OK";
+    case AuthStatus::fail:
+        return "FAIL";
+    case AuthStatus::tempfail:
+        return "TEMPFAIL";
+    }
+    return "?";
+}
+
+std::vector<std::pair<std::string, std::string>>
+Engine::Impl::extra_fields(const Identity& id) const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [name, tmpl] : cfg.result.extra_fields) {
+        out.emplace_back(name, expand_template(tmpl, id.local, id.domain));
+    }
+    return out;
+}
+
+AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) {
+    std::string who = log::prefix(req.face.empty() ? "engine" : req.face, req.login, req.client_ip);
+
+    // Refuse what no old server could accept, before anybody is contacted.
+    if (password.empty()) {
+        return answer(AuthStatus::fail, {}, "empty password");
+    }
+    if (password.size() > kMaxPassword) {
+        return answer(AuthStatus::fail, {}, "password longer than 1024 bytes");
+    }
+    for (char c : password.view()) {
+        if (c == '\r' || c == '\n' || c == '\0') {
+            return answer(AuthStatus::fail, {}, "password holds CR, LF or NUL");
+        }
+    }
+    auto id = identity.resolve(req.login);
+    if (!id) {
+        return answer(AuthStatus::fail, {}, "login refused: " + id.error().message());
+    }
+    auto acct = store->find_account(id->canonical);
+    if (!acct) {
+        return answer(AuthStatus::tempfail, id->canonical, acct.error().message());
+    }
+    std::string seen_hash;
+    if (acct->has_value() && !(**acct).hash.empty()) {
+        seen_hash = (**acct).hash;
+        if (auto r = from_store(req, *id, **acct, password, who)) {
+            return std::move(*r);
+        }
+        // The stored hash is in a scheme we cannot verify (e.g. an imported {MSNT}):
+        // verify at the old server instead, as for a first login.
+    }
+
+    // First login: one process at a time per account, so two simultaneous first logins
+    // provision once.
+    Millis wait = id->provider->timeout + cfg.store.busy_timeout;
+    auto lock = FileLock::acquire(account_lock_path(lock_dir, id->canonical), wait);
+    if (!lock) {
+        return answer(AuthStatus::tempfail, id->canonical, lock.error().message());
+    }
+    acct = store->find_account(id->canonical);
+    if (!acct) {
+        return answer(AuthStatus::tempfail, id->canonical, acct.error().message());
+    }
+    if (acct->has_value() && !(**acct).hash.empty() && (**acct).hash != seen_hash) {
+        // Another login provisioned while we waited for the lock.
+        if (auto r = from_store(req, *id, **acct, password, who)) {
+            return std::move(*r);
+        }
+    }
+    return first_login(req, *id, *acct, password, who);
+}
+
+std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const Identity& id,
+                                                   const Account& acct, const Secret& password,
+                                                   const std::string& who) {
+    const std::string& name = acct.name;
+    switch (acct.state) {
+    case AccountState::disabled:
+        return answer(AuthStatus::fail, name, "account disabled");
+    case AccountState::held:
+        return answer(AuthStatus::tempfail, name, "maintenance: cut-over in progress");
+    case AccountState::unknown:
+    case AccountState::verified:
+    case AccountState::provisioned:
+    case AccountState::copying:
+    case AccountState::synced:
+    case AccountState::resyncing:
+    case AccountState::cutover:
+    case AccountState::failed:
+        break;
+    }
+    auto blocked = guard->check(name, req.client_ip, password);
+    if (!blocked) {
+        return answer(AuthStatus::tempfail, name, blocked.error().message());
+    }
+    if (blocked->has_value()) {
+        return answer(AuthStatus::fail, name, **blocked);
+    }
+    HashCheck check = verify_hash(acct.hash, password);
+    switch (check.result) {
+    case HashMatch::mismatch:
+        guard->on_rejected(name, req.client_ip, password, false);
+        return answer(AuthStatus::fail, name, "password does not match the stored hash");
+    case HashMatch::unsupported:
+        log::info(who + ": stored hash not verifiable here (" + check.reason +
+                  "): asking the old server");
+        return std::nullopt;
+    case HashMatch::match:
+        break;
+    }
+    std::string note = "verified locally";
+    if (needs_rehash(acct.hash, cfg.hash)) {
+        auto h = make_hash(password, cfg.hash);
+        if (h) {
+            auto r = store->set_hash(
+                name, *h,
+                AuditContext{std::string(req.face), std::string(req.client_ip),
+                             "rehashed to " + std::string(to_string(cfg.hash.scheme))});
+            note += r ? "; rehashed to the configured scheme"
+                      : "; rehash failed: " + r.error().message();
+        }
+    }
+    if (auto r = store->record_login(name, now_unix()); !r) {
+        log::warning(who + ": " + r.error().message());
+    }
+    guard->on_accepted(name);
+    AuthResult res = answer(AuthStatus::ok, name, note);
+    res.extra = extra_fields(id);
+    return res;
+}
+
+AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
+                                     const std::optional<Account>& existing, const Secret& password,
+                                     const std::string& who) {
+    const std::string& name = id.canonical;
+    if (existing && existing->state == AccountState::disabled) {
+        return answer(AuthStatus::fail, name, "account disabled");
+    }
+    if (existing && existing->state == AccountState::held) {
+        return answer(AuthStatus::tempfail, name, "maintenance: cut-over in progress");
+    }
+    auto blocked = guard->check(name, req.client_ip, password);
+    if (!blocked) {
+        return answer(AuthStatus::tempfail, name, blocked.error().message());
+    }
+    if (blocked->has_value()) {
+        return answer(AuthStatus::fail, name, **blocked);
+    }
+    const ProviderConfig& provider = *id.provider;
+    auto slot = take_provider_slot(lock_dir, provider.name, provider.max_concurrent);
+    if (!slot) {
+        return answer(AuthStatus::tempfail, name, slot.error().message());
+    }
+    if (!slot->has_value()) {
+        return answer(AuthStatus::tempfail, name,
+                      "old server " + provider.name + " already has " +
+                          std::to_string(provider.max_concurrent) +
+                          " verifications running (max_concurrent)");
+    }
+    VerifyOutcome outcome = verifiers.at(provider.name)->verify(id.old_login, password);
+    slot->reset();
+    std::string at =
+        provider.name + " (" + to_string(provider.protocol) + " " + provider.host + ")";
+    switch (outcome.status) {
+    case VerifyStatus::rejected:
+        guard->on_rejected(name, req.client_ip, password, true);
+        return answer(AuthStatus::fail, name,
+                      "rejected by old server " + at + ": " + outcome.detail);
+    case VerifyStatus::unavailable:
+        return answer(AuthStatus::tempfail, name,
+                      "old server " + at + " unavailable: " + outcome.detail);
+    case VerifyStatus::ok:
+        break;
+    }
+    auto hash = make_hash(password, cfg.hash);
+    if (!hash) {
+        return answer(AuthStatus::tempfail, name,
+                      "hash the new password: " + hash.error().message());
+    }
+    if (auto r = provisioner->provision(ProvisionRequest{id, password, *hash}); !r) {
+        return answer(AuthStatus::tempfail, name,
+                      std::string("provision with ") + provisioner->name() + ": " +
+                          r.error().message());
+    }
+    AuditContext ctx{std::string(req.face), std::string(req.client_ip),
+                     "verified at " + at + "; provisioned by " + provisioner->name()};
+    Result<void> stored;
+    if (existing) {
+        stored = store->set_hash(name, *hash, ctx);
+        if (stored && existing->state != AccountState::provisioned &&
+            !is_migrated(existing->state)) {
+            stored = store->set_state(name, AccountState::provisioned, ctx);
+        }
+    } else {
+        Account a;
+        a.name = name;
+        a.provider = provider.name;
+        a.state = AccountState::provisioned;
+        a.hash = *hash;
+        a.last_login = now_unix();
+        stored = store->create_account(a, ctx);
+    }
+    if (!stored) {
+        // The new server has the account but we could not remember it: the next login
+        // will verify and provision again (idempotent), so TEMPFAIL loses nothing.
+        return answer(AuthStatus::tempfail, name,
+                      "store the new account: " + stored.error().message());
+    }
+    guard->on_accepted(name);
+    ProvisionedHook h;
+    {
+        std::lock_guard lk(hook_mu);
+        h = hook;
+    }
+    if (h) {
+        if (auto r = h(id, password); !r) {
+            log::warning(who + ": account provisioned, but the copy could not be queued: " +
+                         r.error().message());
+        }
+    }
+    AuthResult res =
+        answer(AuthStatus::ok, name,
+               "first login: verified at " + at + ", provisioned by " + provisioner->name());
+    res.extra = extra_fields(id);
+    res.first_login = true;
+    return res;
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::open(const std::string& config_path) {
+    auto cfg = load_config(config_path);
+    if (!cfg) {
+        return cfg.error();
+    }
+    return from_config(std::move(*cfg));
+}
+
+Result<std::unique_ptr<Engine>> Engine::from_config(Config cfg) {
+    auto impl = std::make_unique<Impl>();
+    impl->cfg = std::move(cfg);
+    log::set_level(impl->cfg.log.level);
+    for (const auto& w : impl->cfg.warnings) {
+        log::warning("config: " + w);
+    }
+    auto ident = IdentityMap::create(impl->cfg);
+    if (!ident) {
+        return ident.error();
+    }
+    impl->identity = std::move(*ident);
+    impl->lock_dir = lock_dir_of(impl->cfg);
+    if (auto r = make_dirs(impl->lock_dir, 02770); !r) {
+        return r.error();
+    }
+    auto store = open_sqlite_store(impl->cfg.store.path, impl->cfg.store.busy_timeout);
+    if (!store) {
+        return store.error();
+    }
+    impl->store = std::move(*store);
+    auto guard = Guard::create(*impl->store, impl->cfg.guard);
+    if (!guard) {
+        return guard.error();
+    }
+    impl->guard.emplace(std::move(*guard));
+    auto prov = make_provisioner(impl->cfg.provisioner);
+    if (!prov) {
+        return prov.error();
+    }
+    impl->provisioner = std::move(*prov);
+    for (const auto& p : impl->cfg.providers) {
+        impl->verifiers.emplace(p.name, make_verifier(p));
+    }
+    // The identity map points into cfg; cfg stays put inside impl from here on.
+    return std::unique_ptr<Engine>(new Engine(std::move(impl))); // NOLINT: private ctor
+}
+
+AuthResult Engine::authenticate(const AuthRequest& req) noexcept {
+    try {
+        Secret password(req.password);
+        AuthResult r = impl_->decide(req, password);
+        log_result(log::prefix(req.face.empty() ? "engine" : req.face, req.login, req.client_ip),
+                   r);
+        return r;
+    } catch (const std::exception& e) {
+        AuthResult r = answer(AuthStatus::tempfail, {}, std::string("internal error: ") + e.what());
+        try {
+            log::error(r.message);
+        } catch (...) { // NOLINT(bugprone-empty-catch): logging must not throw either
+        }
+        return r;
+    } catch (...) {
+        return answer(AuthStatus::tempfail, {}, "internal error");
+    }
+}
+
+void Engine::set_provisioned_hook(ProvisionedHook hook) {
+    std::lock_guard lk(impl_->hook_mu);
+    impl_->hook = std::move(hook);
+}
+
+const Config& Engine::config() const {
+    return impl_->cfg;
+}
+Store& Engine::store() {
+    return *impl_->store;
+}
+const IdentityMap& Engine::identity() const {
+    return impl_->identity;
+}
+
+} // namespace mf
