@@ -1,0 +1,271 @@
+// login_bench.cpp — how long a login takes through mailferry, against the floor.
+//
+// One run, one old Dovecot on loopback (performance login mode), measured on the same
+// machine in the same minute:
+//   (a) raw IMAPS LOGIN at the old Dovecot (connect, TLS, greeting, LOGIN, LOGOUT)
+//   (b) a first login through the engine: verify at the old server, hash, provision, store
+//   (c) a migrated login answered from the store (argon2id hash)
+//   (d) a migrated login with a cheap stored hash: the engine's plumbing beyond the hash
+//   (e) the hash alone (argon2id verify with the configured cost)
+// plus 100 concurrent first logins of distinct users. Prints a table and writes
+// bench/results/login-<date>.json. Usage: login_bench [--users N] [--out DIR]
+#include "mailferry/engine.hpp"
+#include "mailferry/password.hpp"
+#include "support/dovecot_server.hpp"
+#include "support/test_env.hpp"
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fmt/core.h>
+#include <fstream>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+struct Stats {
+    double p50 = 0, p99 = 0, mean = 0;
+    std::size_t n = 0;
+};
+
+Stats stats(std::vector<double> v) {
+    Stats s;
+    if (v.empty()) {
+        return s;
+    }
+    std::sort(v.begin(), v.end());
+    s.n = v.size();
+    s.p50 = v[v.size() / 2];
+    s.p99 = v[std::min(v.size() - 1, (v.size() * 99) / 100)];
+    double sum = 0;
+    for (double x : v) {
+        sum += x;
+    }
+    s.mean = sum / static_cast<double>(v.size());
+    return s;
+}
+
+// A minimal IMAPS client: the floor any remote verification pays.
+bool raw_imaps_login(std::uint16_t port, const std::string& ca, const std::string& user,
+                     const std::string& pw) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = false;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+        SSL* ssl = SSL_new(ctx);
+        SSL_set_fd(ssl, fd);
+        SSL_set1_host(ssl, "localhost");
+        SSL_set_tlsext_host_name(ssl, "localhost");
+        if (SSL_connect(ssl) == 1) {
+            std::string buf(4096, '\0');
+            auto read_until = [&](const std::string& prefix) {
+                std::string acc;
+                for (;;) {
+                    int n = SSL_read(ssl, buf.data(), static_cast<int>(buf.size()));
+                    if (n <= 0) {
+                        return std::string();
+                    }
+                    acc.append(buf.data(), static_cast<std::size_t>(n));
+                    auto pos = acc.find(prefix);
+                    if (pos != std::string::npos && acc.find("\r\n", pos) != std::string::npos) {
+                        return acc.substr(pos);
+                    }
+                }
+            };
+            read_until("* OK");
+            std::string cmd = "a LOGIN \"" + user + "\" \"" + pw + "\"\r\n";
+            SSL_write(ssl, cmd.data(), static_cast<int>(cmd.size()));
+            ok = read_until("a ").rfind("a OK", 0) == 0;
+            std::string out = "b LOGOUT\r\n";
+            SSL_write(ssl, out.data(), static_cast<int>(out.size()));
+            read_until("b ");
+        }
+        SSL_free(ssl);
+    }
+    ::close(fd);
+    SSL_CTX_free(ctx);
+    return ok;
+}
+
+std::unique_ptr<mf::Engine> open_engine(const mft::TempDir& dir, const mft::DovecotServer& old,
+                                        const std::string& tag) {
+    std::string text = "[store]\npath = \"" + dir.file(tag + ".db") +
+                       "\"\n"
+                       "[identity]\ndefault_domain = \"example.com\"\n"
+                       "[[provider]]\nname = \"old\"\ndomains = [\"example.com\"]\n"
+                       "protocol = \"imap\"\nhost = \"localhost\"\nport = " +
+                       std::to_string(old.imaps_port()) + "\ntls = \"implicit\"\nca_file = \"" +
+                       old.ca_file() +
+                       "\"\ntimeout = \"10s\"\nmax_concurrent = 200\n"
+                       "[hash]\nscheme = \"argon2id\"\n"
+                       "[provisioner]\ntype = \"builtin\"\n"
+                       "[guard]\nmax_failures_per_ip = 100000\n"
+                       "[log]\nlevel = \"warning\"\n";
+    mft::write_file(dir.file(tag + ".toml"), text);
+    auto e = mf::Engine::open(dir.file(tag + ".toml"));
+    if (!e) {
+        throw std::runtime_error(e.error().message());
+    }
+    return std::move(*e);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    int users = 200;
+    std::string out_dir = MF_SOURCE_DIR "/bench/results";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (std::strcmp(argv[i], "--users") == 0) {
+            users = std::max(10, std::atoi(argv[i + 1]));
+        } else if (std::strcmp(argv[i], "--out") == 0) {
+            out_dir = argv[i + 1];
+        }
+    }
+    const int concurrent = 100;
+    mft::DovecotOptions o;
+    o.label = "bench-old";
+    o.performance_login = true;
+    o.imap = o.pop3 = o.pop3s = o.submission = false;
+    for (int i = 0; i < users + concurrent; ++i) {
+        o.users.push_back({"user" + std::to_string(i) + "@example.com", "pw" + std::to_string(i)});
+    }
+    o.extra_config = "mail_max_userip_connections = 1000\n";
+    mft::DovecotServer old(o);
+    mft::TempDir dir("mailferry-bench");
+
+    std::vector<double> raw, first, migrated, plumbing, hash_only;
+    for (int i = 0; i < users; ++i) {
+        auto t0 = Clock::now();
+        if (!raw_imaps_login(old.imaps_port(), old.ca_file(),
+                             "user" + std::to_string(i) + "@example.com",
+                             "pw" + std::to_string(i))) {
+            std::fprintf(stderr, "raw login failed for user%d\n", i);
+            return 1;
+        }
+        raw.push_back(ms_since(t0));
+    }
+    auto engine = open_engine(dir, old, "seq");
+    int errors = 0;
+    for (int i = 0; i < users; ++i) {
+        std::string u = "user" + std::to_string(i), pw = "pw" + std::to_string(i);
+        auto t0 = Clock::now();
+        auto r = engine->authenticate({u, pw, "imap", "127.0.0.1", "bench"});
+        first.push_back(ms_since(t0));
+        errors += r.status == mf::AuthStatus::ok ? 0 : 1;
+    }
+    for (int i = 0; i < users; ++i) {
+        std::string u = "user" + std::to_string(i), pw = "pw" + std::to_string(i);
+        auto t0 = Clock::now();
+        auto r = engine->authenticate({u, pw, "imap", "127.0.0.1", "bench"});
+        migrated.push_back(ms_since(t0));
+        errors += r.status == mf::AuthStatus::ok ? 0 : 1;
+        auto acct = engine->store().find_account(u + "@example.com");
+        mf::Secret s(pw);
+        auto h0 = Clock::now();
+        (void)mf::verify_hash((**acct).hash, s);
+        hash_only.push_back(ms_since(h0));
+    }
+    // Plumbing: the same migrated login with a stored hash that costs ~nothing.
+    {
+        // A {SHA512} value (one digest, ~1 us) so the hash does not hide the plumbing.
+        unsigned char md[64];
+        unsigned mdlen = 0;
+        EVP_Digest("plumbing-pw", 11, md, &mdlen, EVP_sha512(), nullptr);
+        unsigned char b64[100];
+        EVP_EncodeBlock(b64, md, static_cast<int>(mdlen));
+        mf::Account a;
+        a.name = "plumbing@example.com";
+        a.provider = "old";
+        a.state = mf::AccountState::synced;
+        a.hash = std::string("{SHA512}") + reinterpret_cast<char*>(b64);
+        (void)engine->store().create_account(a, {"bench", "", ""});
+        for (int i = 0; i < users * 5; ++i) {
+            auto p0 = Clock::now();
+            auto r =
+                engine->authenticate({"plumbing", "plumbing-pw", "imap", "127.0.0.1", "bench"});
+            plumbing.push_back(ms_since(p0));
+            errors += r.status == mf::AuthStatus::ok ? 0 : 1;
+        }
+    }
+    // 100 concurrent first logins of distinct users, one engine, 100 threads.
+    auto engine2 = open_engine(dir, old, "conc");
+    std::atomic<int> ok{0}, bad{0};
+    auto c0 = Clock::now();
+    {
+        std::vector<std::thread> threads;
+        for (int i = users; i < users + concurrent; ++i) {
+            threads.emplace_back([&, i] {
+                std::string u = "user" + std::to_string(i), pw = "pw" + std::to_string(i);
+                auto r = engine2->authenticate({u, pw, "imap", "127.0.0.1", "bench"});
+                (r.status == mf::AuthStatus::ok ? ok : bad)++;
+            });
+        }
+        for (auto& t : threads) {
+            t.join();
+        }
+    }
+    double conc_ms = ms_since(c0);
+
+    Stats a = stats(raw), b = stats(first), c = stats(migrated), d = stats(plumbing),
+          e = stats(hash_only);
+    fmt::print("login latency, {} users, old Dovecot IMAPS on loopback (ms)\n", users);
+    fmt::print("{:<46} {:>8} {:>8} {:>8}\n", "measure", "p50", "p99", "mean");
+    auto row = [](const char* name, const Stats& s) {
+        fmt::print("{:<46} {:>8.3f} {:>8.3f} {:>8.3f}\n", name, s.p50, s.p99, s.mean);
+    };
+    row("(a) raw IMAPS LOGIN at the old server", a);
+    row("(b) first login through the engine", b);
+    row("(c) migrated login (argon2id)", c);
+    row("(d) migrated login, cheap hash (plumbing)", d);
+    row("(e) argon2id verify alone", e);
+    fmt::print("{:<46} {:>8.3f}\n", "(b) - (a) at p50", b.p50 - a.p50);
+    fmt::print("{:<46} {:>8.3f}\n", "(b) - (a) - hash at p50", b.p50 - a.p50 - e.p50);
+    fmt::print("{:<46} {:>8.3f}\n", "(c) - (e) at p50 (beyond the hash)", c.p50 - e.p50);
+    fmt::print("{} concurrent first logins: {} OK, {} not OK, {:.0f} ms total\n", concurrent,
+               ok.load(), bad.load(), conc_ms);
+    fmt::print("sequential errors: {}\n", errors);
+
+    nlohmann::json j;
+    auto js = [](const Stats& s) {
+        return nlohmann::json{
+            {"p50_ms", s.p50}, {"p99_ms", s.p99}, {"mean_ms", s.mean}, {"n", s.n}};
+    };
+    j["users"] = users;
+    j["raw_imaps_login"] = js(a);
+    j["first_login"] = js(b);
+    j["migrated_login_argon2id"] = js(c);
+    j["migrated_login_plumbing"] = js(d);
+    j["argon2id_verify"] = js(e);
+    j["concurrent"] = {
+        {"n", concurrent}, {"ok", ok.load()}, {"failed", bad.load()}, {"total_ms", conc_ms}};
+    char date[32];
+    std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y%m%d-%H%M%S", std::gmtime(&now));
+    std::string path = out_dir + "/login-" + date + ".json";
+    std::ofstream(path) << j.dump(2) << "\n";
+    fmt::print("results: {}\n", path);
+    return (errors == 0 && bad == 0) ? 0 : 1;
+}
