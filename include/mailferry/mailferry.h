@@ -56,21 +56,21 @@ typedef enum { MF_AUTH_OK = 0, MF_AUTH_FAIL = 1, MF_AUTH_TEMPFAIL = 2 } mf_auth_
 
 /* An extra field returned with MF_AUTH_OK, e.g. {"userdb_home", "/var/vmail/x/anna"}. */
 typedef struct {
-    const char *name;
-    const char *value;
+    const char* name;
+    const char* value;
 } mf_field;
 
 /* The result of one mf_authenticate() call. Initialise with mf_result_init(), release
  * with mf_result_free(); all strings are owned by the result. */
 typedef struct {
-    size_t size;             /* sizeof(mf_result) of the caller; set by mf_result_init */
-    mf_auth_status status;   /* same as the return value */
-    const char *user;        /* canonical user name, or NULL */
-    const char *message;     /* human-readable reason for the log; never the password */
-    const mf_field *extra;   /* extra fields (status OK only) */
+    size_t size;           /* sizeof(mf_result) of the caller; set by mf_result_init */
+    mf_auth_status status; /* same as the return value */
+    const char* user;      /* canonical user name, or NULL */
+    const char* message;   /* human-readable reason for the log; never the password */
+    const mf_field* extra; /* extra fields (status OK only) */
     size_t extra_count;
-    int first_login;         /* 1 when the old server verified this login just now */
-    void *internal_;         /* owned storage: do not touch */
+    int first_login; /* 1 when the old server verified this login just now */
+    void* internal_; /* owned storage: do not touch */
 } mf_result;
 
 typedef struct mf_handle mf_handle;
@@ -79,33 +79,33 @@ typedef struct mf_handle mf_handle;
 MF_API int mf_abi_version(void);
 
 /* The library's release as "major.minor.patch"; a static string. */
-MF_API const char *mf_version(void);
+MF_API const char* mf_version(void);
 
 /* Opens the engine with a config file (NULL: $MAILFERRY_CONFIG, else
  * /etc/mailferry/mailferry.toml). On failure *out stays NULL and errbuf (if not NULL)
  * receives a NUL-terminated message of at most errlen bytes naming file, line and key. */
-MF_API int mf_open(const char *config_path, mf_handle **out, char *errbuf, size_t errlen);
+MF_API int mf_open(const char* config_path, mf_handle** out, char* errbuf, size_t errlen);
 
 /* Closes a handle from mf_open(); NULL is ignored. No call may be running on it. */
-MF_API void mf_close(mf_handle *h);
+MF_API void mf_close(mf_handle* h);
 
 /* Sets the fields of a result to empty and its size to sizeof(mf_result). */
-MF_API void mf_result_init(mf_result *r);
+MF_API void mf_result_init(mf_result* r);
 
 /* Releases what a result owns and re-initialises it. Safe to call twice. */
-MF_API void mf_result_free(mf_result *r);
+MF_API void mf_result_free(mf_result* r);
 
 /* Decides one login. `password` is `password_len` bytes (not NUL-terminated; may hold
  * any byte — CR, LF and NUL make it a FAIL). `service` ("imap", "pop3", "smtp"...) and
  * `client_ip` may be NULL. `result` may be NULL when only the status is wanted. Blocks
  * up to the old server's timeout on a first login; answers from the store afterwards.
  * Returns the status (also in result->status). */
-MF_API mf_auth_status mf_authenticate(mf_handle *h, const char *login, const char *password,
-                                      size_t password_len, const char *service,
-                                      const char *client_ip, mf_result *result);
+MF_API mf_auth_status mf_authenticate(mf_handle* h, const char* login, const char* password,
+                                      size_t password_len, const char* service,
+                                      const char* client_ip, mf_result* result);
 
 /* A static English name for a status: "OK", "FAIL", "TEMPFAIL". */
-MF_API const char *mf_auth_status_name(mf_auth_status s);
+MF_API const char* mf_auth_status_name(mf_auth_status s);
 
 #ifdef __cplusplus
 }
