@@ -2,4 +2,4 @@
 // yet (CMake refuses a library without sources). Holds nothing.
 namespace mf::detail {
 [[maybe_unused]] constexpr int kEmptyUnit = 0;
-}  // namespace mf::detail
+} // namespace mf::detail

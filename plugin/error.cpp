@@ -20,4 +20,4 @@ std::string sanitize_reply(std::string_view reply, std::size_t max_len) {
     return out;
 }
 
-}  // namespace mf
+} // namespace mf

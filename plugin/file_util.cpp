@@ -31,9 +31,11 @@ std::string dir_of(const std::string& path) {
     return pos == 0 ? "/" : path.substr(0, pos);
 }
 
-}  // namespace
+} // namespace
 
-std::string errno_text(int err) { return std::strerror(err); }  // NOLINT(concurrency-mt-unsafe)
+std::string errno_text(int err) {
+    return std::strerror(err);
+} // NOLINT(concurrency-mt-unsafe)
 
 Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
     Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -71,7 +73,7 @@ Result<void> write_file_atomic(const std::string& path, std::string_view content
             return make_error("open(" + tmp + ") failed", errno_text(errno), Scope::server,
                               Retry::later);
         }
-        ::fchmod(f.fd, mode);  // umask may have narrowed it
+        ::fchmod(f.fd, mode); // umask may have narrowed it
         std::size_t done = 0;
         while (done < content.size()) {
             ssize_t n = ::write(f.fd, content.data() + done, content.size() - done);
@@ -114,8 +116,8 @@ std::string secret_file_warning(const std::string& path) {
     if ((st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0) {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        return path + " holds a secret but has mode " + mode + ": make it 0600 (chmod 600 " +
-               path + ")";
+        return path + " holds a secret but has mode " + mode + ": make it 0600 (chmod 600 " + path +
+               ")";
     }
     return {};
 }
@@ -140,4 +142,4 @@ Result<void> make_dirs(const std::string& path, mode_t mode) {
     return {};
 }
 
-}  // namespace mf
+} // namespace mf

@@ -26,4 +26,4 @@ Result<void> make_dirs(const std::string& path, mode_t mode);
 
 std::string errno_text(int err);
 
-}  // namespace mf
+} // namespace mf

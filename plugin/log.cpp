@@ -12,8 +12,8 @@ namespace mf::log {
 namespace {
 
 std::mutex g_mutex;
-Sink g_sink;                                       // guarded by g_mutex
-std::string g_program = "mailferry";              // guarded by g_mutex
+Sink g_sink;                         // guarded by g_mutex
+std::string g_program = "mailferry"; // guarded by g_mutex
 std::atomic<int> g_level{static_cast<int>(LogLevel::info)};
 
 const char* level_name(LogLevel l) {
@@ -44,7 +44,7 @@ int syslog_priority(LogLevel l) {
     return LOG_INFO;
 }
 
-}  // namespace
+} // namespace
 
 void set_sink(Sink sink) {
     std::lock_guard lock(g_mutex);
@@ -58,7 +58,9 @@ void use_syslog(const char* ident) {
     });
 }
 
-void set_level(LogLevel level) { g_level = static_cast<int>(level); }
+void set_level(LogLevel level) {
+    g_level = static_cast<int>(level);
+}
 
 void set_program(std::string_view name) {
     std::lock_guard lock(g_mutex);
@@ -80,10 +82,18 @@ void write(LogLevel level, std::string_view line) {
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, out.data(), out.size());
 }
 
-void debug(std::string_view line) { write(LogLevel::debug, line); }
-void info(std::string_view line) { write(LogLevel::info, line); }
-void warning(std::string_view line) { write(LogLevel::warning, line); }
-void error(std::string_view line) { write(LogLevel::error, line); }
+void debug(std::string_view line) {
+    write(LogLevel::debug, line);
+}
+void info(std::string_view line) {
+    write(LogLevel::info, line);
+}
+void warning(std::string_view line) {
+    write(LogLevel::warning, line);
+}
+void error(std::string_view line) {
+    write(LogLevel::error, line);
+}
 
 std::string prefix(std::string_view face, std::string_view user, std::string_view ip) {
     std::string u;
@@ -104,4 +114,4 @@ std::string prefix(std::string_view face, std::string_view user, std::string_vie
     return out;
 }
 
-}  // namespace mf::log
+} // namespace mf::log

@@ -12,14 +12,17 @@ void wipe(void* data, std::size_t len) {
     }
 }
 
-Secret::Secret(std::string_view bytes) : data_(std::make_unique<char[]>(bytes.size() + 1)), size_(bytes.size()) {
+Secret::Secret(std::string_view bytes)
+    : data_(std::make_unique<char[]>(bytes.size() + 1)), size_(bytes.size()) {
     if (!bytes.empty()) {
         std::memcpy(data_.get(), bytes.data(), bytes.size());
     }
-    data_[size_] = '\0';  // callers that need a C string (libcurl) may use data()
+    data_[size_] = '\0'; // callers that need a C string (libcurl) may use data()
 }
 
-Secret::~Secret() { clear(); }
+Secret::~Secret() {
+    clear();
+}
 
 Secret::Secret(Secret&& other) noexcept : data_(std::move(other.data_)), size_(other.size_) {
     other.size_ = 0;
@@ -43,4 +46,4 @@ void Secret::clear() {
     size_ = 0;
 }
 
-}  // namespace mf
+} // namespace mf

@@ -75,7 +75,7 @@ Error db_error(sqlite3* db, const std::string& what, int rc) {
 
 // A prepared statement, finalized on scope exit.
 class Stmt {
-public:
+  public:
     Stmt(sqlite3* db, const char* sql) : db_(db) {
         rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr);
     }
@@ -103,14 +103,14 @@ public:
     }
     std::int64_t int64(int col) { return sqlite3_column_int64(st_, col); }
 
-private:
+  private:
     sqlite3* db_;
     sqlite3_stmt* st_ = nullptr;
     int rc_;
 };
 
 class SqliteStore final : public Store {
-public:
+  public:
     SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
     ~SqliteStore() override { sqlite3_close_v2(db_); }
     SqliteStore(const SqliteStore&) = delete;
@@ -194,7 +194,10 @@ public:
             }
             Stmt u(db_, "UPDATE accounts SET state = ?2, updated = ?3, last_error = "
                         "CASE WHEN ?2 = 'failed' THEN ?4 ELSE last_error END WHERE name = ?1");
-            u.bind(1, name).bind(2, std::string(to_string(to))).bind(3, now_unix()).bind(4, ctx.detail);
+            u.bind(1, name)
+                .bind(2, std::string(to_string(to)))
+                .bind(3, now_unix())
+                .bind(4, ctx.detail);
             if (rc = u.step(); rc != SQLITE_DONE) {
                 return db_error(db_, "update state of " + name, rc);
             }
@@ -360,7 +363,7 @@ public:
         });
     }
 
-private:
+  private:
     static Account row_to_account(Stmt& s) {
         Account a;
         a.name = s.text(0);
@@ -377,12 +380,9 @@ private:
     Result<void> exec(const char* sql, const std::string& what) {
         char* msg = nullptr;
         int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg);
+        sqlite3_free(msg); // sqlite3_errmsg() still has the same text
         if (rc != SQLITE_OK) {
-            std::string m = msg != nullptr ? msg : sqlite3_errstr(rc);
-            sqlite3_free(msg);
-            Error e = db_error(db_, what + " on " + path_, rc);
-            e.detail = m;
-            return e;
+            return db_error(db_, what + " on " + path_, rc);
         }
         return {};
     }
@@ -459,7 +459,7 @@ private:
     int version_ = 0;
 };
 
-}  // namespace
+} // namespace
 
 UnixTime now_unix() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -494,10 +494,10 @@ const char* to_string(AccountState s) {
 }
 
 std::optional<AccountState> account_state_from(std::string_view name) {
-    for (auto s : {AccountState::unknown, AccountState::verified, AccountState::provisioned,
-                   AccountState::copying, AccountState::synced, AccountState::resyncing,
-                   AccountState::held, AccountState::cutover, AccountState::failed,
-                   AccountState::disabled}) {
+    for (auto s :
+         {AccountState::unknown, AccountState::verified, AccountState::provisioned,
+          AccountState::copying, AccountState::synced, AccountState::resyncing, AccountState::held,
+          AccountState::cutover, AccountState::failed, AccountState::disabled}) {
         if (name == to_string(s)) {
             return s;
         }
@@ -551,4 +551,4 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, Millis
     return std::unique_ptr<Store>(std::move(store));
 }
 
-}  // namespace mf
+} // namespace mf

@@ -30,7 +30,7 @@ Account account(const std::string& name, AccountState st = AccountState::provisi
     return a;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("a new store is created group-writable and at the current schema") {
     mft::TempDir dir;
@@ -63,11 +63,12 @@ TEST_CASE("accounts: create, find, duplicate, state changes with audit rows") {
     CHECK((**found).created > 0);
 
     REQUIRE(store->set_state("anna@example.com", AccountState::copying, ctx).ok());
-    auto wrong = store->set_state("anna@example.com", AccountState::synced, ctx,
-                                  AccountState::provisioned);
+    auto wrong =
+        store->set_state("anna@example.com", AccountState::synced, ctx, AccountState::provisioned);
     REQUIRE_FALSE(wrong.ok());
     CHECK(wrong.error().detail.find("state is copying") != std::string::npos);
-    REQUIRE(store->set_state("anna@example.com", AccountState::synced, ctx, AccountState::copying).ok());
+    REQUIRE(store->set_state("anna@example.com", AccountState::synced, ctx, AccountState::copying)
+                .ok());
     REQUIRE_FALSE(store->set_state("ghost@example.com", AccountState::synced, ctx).ok());
 
     auto log = store->audit_log("anna@example.com");

@@ -20,8 +20,8 @@ enum class Scope { message, folder, account, server, config, internal };
 enum class Retry { never, later };
 
 struct Error {
-    std::string what;    // "connect to old.example:993", "parse mailferry.toml:12 key providers.port"
-    std::string detail;  // reason: errno text, server reply (sanitized), expected value
+    std::string what; // "connect to old.example:993", "parse mailferry.toml:12 key providers.port"
+    std::string detail; // reason: errno text, server reply (sanitized), expected value
     Scope scope = Scope::internal;
     Retry retry = Retry::never;
 
@@ -39,9 +39,11 @@ inline Error make_error(std::string what, std::string detail = {}, Scope scope =
 // A value or an Error. Deliberately small: std::expected is C++23.
 template <typename T>
 class [[nodiscard]] Result {
-public:
-    Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
-    Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  public:
+    Result(T value)
+        : v_(std::in_place_index<0>, std::move(value)) {} // NOLINT(google-explicit-constructor)
+    Result(Error error)
+        : v_(std::in_place_index<1>, std::move(error)) {} // NOLINT(google-explicit-constructor)
 
     [[nodiscard]] bool ok() const { return v_.index() == 0; }
     explicit operator bool() const { return ok(); }
@@ -56,25 +58,25 @@ public:
 
     [[nodiscard]] const Error& error() const { return std::get<1>(v_); }
 
-private:
+  private:
     std::variant<T, Error> v_;
 };
 
 template <>
 class [[nodiscard]] Result<void> {
-public:
+  public:
     Result() = default;
-    Result(Error error) : error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+    Result(Error error) : error_(std::move(error)) {} // NOLINT(google-explicit-constructor)
 
     [[nodiscard]] bool ok() const { return !error_.has_value(); }
     explicit operator bool() const { return ok(); }
     [[nodiscard]] const Error& error() const { return *error_; }
 
-private:
+  private:
     std::optional<Error> error_;
 };
 
 // Keep a peer's reply printable and short before it goes into an Error or a log line.
 std::string sanitize_reply(std::string_view reply, std::size_t max_len = 200);
 
-}  // namespace mf
+} // namespace mf

@@ -15,7 +15,7 @@ namespace mf::log {
 
 using Sink = std::function<void(LogLevel, std::string_view line)>;
 
-void set_sink(Sink sink);     // replaces the sink (nullptr: stderr)
+void set_sink(Sink sink); // replaces the sink (nullptr: stderr)
 void use_syslog(const char* ident);
 void set_level(LogLevel level);
 void set_program(std::string_view name);
@@ -30,4 +30,4 @@ void error(std::string_view line);
 // "face(user,ip)" with the user sanitized and capped.
 std::string prefix(std::string_view face, std::string_view user, std::string_view ip);
 
-}  // namespace mf::log
+} // namespace mf::log

@@ -19,7 +19,7 @@ enum class HashMatch { match, mismatch, unsupported };
 
 struct HashCheck {
     HashMatch result = HashMatch::unsupported;
-    std::string reason;  // for unsupported / malformed values; never contains the password
+    std::string reason; // for unsupported / malformed values; never contains the password
 };
 
 HashCheck verify_hash(std::string_view stored, const Secret& password);
@@ -33,4 +33,4 @@ bool needs_rehash(std::string_view stored, const HashConfig& cfg);
 // True if verify_hash() can check this value (scheme known and well-formed).
 bool hash_supported(std::string_view stored, std::string* reason = nullptr);
 
-}  // namespace mf
+} // namespace mf

@@ -21,11 +21,11 @@ namespace mf {
 struct ProvisionRequest {
     const Identity& identity;
     const Secret& password;  // the verified password; for command and http
-    const std::string& hash;  // {SCHEME}hash of it in the configured scheme
+    const std::string& hash; // {SCHEME}hash of it in the configured scheme
 };
 
 class Provisioner {
-public:
+  public:
     virtual ~Provisioner() = default;
     virtual Result<void> provision(const ProvisionRequest& req) = 0;
     [[nodiscard]] virtual const char* name() const = 0;
@@ -33,4 +33,4 @@ public:
 
 Result<std::unique_ptr<Provisioner>> make_provisioner(const ProvisionerConfig& cfg);
 
-}  // namespace mf
+} // namespace mf

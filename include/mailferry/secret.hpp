@@ -13,7 +13,7 @@
 namespace mf {
 
 class Secret {
-public:
+  public:
     Secret() = default;
     explicit Secret(std::string_view bytes);
     Secret(const char* data, std::size_t len) : Secret(std::string_view(data, len)) {}
@@ -34,12 +34,12 @@ public:
 
     void clear();
 
-private:
-    std::unique_ptr<char[]> data_;  // NOLINT(modernize-avoid-c-arrays): sized exactly, wiped
+  private:
+    std::unique_ptr<char[]> data_; // NOLINT(modernize-avoid-c-arrays): sized exactly, wiped
     std::size_t size_ = 0;
 };
 
 // Wipe any buffer (std::string, vector) that held a secret before it is freed.
 void wipe(void* data, std::size_t len);
 
-}  // namespace mf
+} // namespace mf

@@ -43,23 +43,23 @@ std::optional<AccountState> account_state_from(std::string_view name);
 // answered locally.
 bool is_migrated(AccountState s);
 
-using UnixTime = std::int64_t;  // seconds since the epoch
+using UnixTime = std::int64_t; // seconds since the epoch
 
 struct Account {
-    std::string name;      // canonical address
-    std::string provider;  // old server it came from
+    std::string name;     // canonical address
+    std::string provider; // old server it came from
     AccountState state = AccountState::unknown;
-    std::string hash;  // {SCHEME}value, empty for entries created without a password
+    std::string hash; // {SCHEME}value, empty for entries created without a password
     UnixTime created = 0;
     UnixTime updated = 0;
-    UnixTime last_login = 0;  // 0: never
+    UnixTime last_login = 0; // 0: never
     std::string last_error;
 };
 
 // Who caused a change, for the audit row. Never a password.
 struct AuditContext {
-    std::string actor;      // "checkpassword", "cgpauth", "admin:replay", "worker"
-    std::string client_ip;  // may be empty
+    std::string actor;     // "checkpassword", "cgpauth", "admin:replay", "worker"
+    std::string client_ip; // may be empty
     std::string detail;
 };
 
@@ -75,7 +75,7 @@ struct AuditRow {
 };
 
 class Store {
-public:
+  public:
     virtual ~Store() = default;
 
     [[nodiscard]] virtual int schema_version() const = 0;
@@ -121,4 +121,4 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, Millis
 
 UnixTime now_unix();
 
-}  // namespace mf
+} // namespace mf

@@ -25,11 +25,11 @@ enum class VerifyStatus { ok, rejected, unavailable };
 
 struct VerifyOutcome {
     VerifyStatus status = VerifyStatus::unavailable;
-    std::string detail;  // what happened, with the server's reply sanitized; no secrets
+    std::string detail; // what happened, with the server's reply sanitized; no secrets
 };
 
 class Verifier {
-public:
+  public:
     virtual ~Verifier() = default;
     virtual VerifyOutcome verify(const std::string& login, const Secret& password) = 0;
 };
@@ -39,4 +39,4 @@ std::unique_ptr<Verifier> make_verifier(const ProviderConfig& provider);
 
 const char* to_string(VerifyStatus s);
 
-}  // namespace mf
+} // namespace mf
