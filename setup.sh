@@ -61,7 +61,7 @@ case "${1:-}" in
   demo)
     install_deps
     build build-release Release -DMAILFERRY_TESTS=OFF
-    exec "$top/scripts/demo.sh" "$top/build-release"
+    exec "$top/build-release/examples/mailferry-demo" "$top/build-release"
     ;;
   test)
     install_deps
