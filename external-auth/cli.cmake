@@ -11,15 +11,3 @@ target_link_libraries(mailferry-cli PRIVATE mailferry_core CLI11::CLI11 nlohmann
 target_compile_options(mailferry-cli PRIVATE ${MAILFERRY_WARNINGS})
 target_compile_definitions(mailferry-cli PRIVATE MAILFERRY_VERSION="${PROJECT_VERSION}")
 install(TARGETS mailferry-cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-
-# Tests named cli_*_test run this program: build it first. tests/ is read after this
-# directory, so the dependency is added once the top level is done.
-function(mf_cli_test_dependencies)
-  get_property(test_targets DIRECTORY ${PROJECT_SOURCE_DIR}/tests PROPERTY BUILDSYSTEM_TARGETS)
-  foreach(t IN LISTS test_targets)
-    if(t MATCHES "^cli_.*_test$")
-      add_dependencies(${t} mailferry-cli)
-    endif()
-  endforeach()
-endfunction()
-cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR} CALL mf_cli_test_dependencies)

@@ -18,7 +18,12 @@ bool has_control(std::string_view s) {
 }
 
 std::string quoted(std::string_view s) {
-    return "\"" + sanitize_reply(s, 60) + "\"";
+    // Appended piece by piece: GCC 12 at -O2 warns falsely (-Wrestrict, GCC bug 105651)
+    // on "literal" + std::string.
+    std::string out(1, '"');
+    out += sanitize_reply(s, 60);
+    out += '"';
+    return out;
 }
 
 } // namespace
@@ -35,7 +40,8 @@ Error Reader::error(const toml::source_region& where, std::string_view key,
                     std::string detail) const {
     std::string what = source_;
     if (where.begin.line > 0) {
-        what += ":" + std::to_string(where.begin.line);
+        what += ':';
+        what += std::to_string(where.begin.line);
     }
     what += ": ";
     what += key;
