@@ -25,7 +25,6 @@
 #include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -110,17 +109,16 @@ bool raw_imaps_login(std::uint16_t port, const std::string& ca, const std::strin
     return ok;
 }
 
-std::unique_ptr<mf::Engine> open_engine(const mft::TempDir& dir, const mft::DovecotServer& old,
-                                        const std::string& tag) {
+std::unique_ptr<mf::Engine>
+open_engine(const mft::TempDir& dir, const mft::DovecotServer& old, const std::string& tag,
+            const std::string& hash = "[hash]\nscheme = \"argon2id\"\n") {
     std::string text = "[store]\npath = \"" + dir.file(tag + ".db") +
                        "\"\n"
                        "[identity]\ndefault_domain = \"example.com\"\n"
                        "[[provider]]\nname = \"old\"\ndomains = [\"example.com\"]\n"
                        "protocol = \"imap\"\nhost = \"localhost\"\nport = " +
                        std::to_string(old.imaps_port()) + "\ntls = \"implicit\"\nca_file = \"" +
-                       old.ca_file() +
-                       "\"\ntimeout = \"10s\"\nmax_concurrent = 200\n"
-                       "[hash]\nscheme = \"argon2id\"\n"
+                       old.ca_file() + "\"\ntimeout = \"10s\"\nmax_concurrent = 200\n" + hash +
                        "[provisioner]\ntype = \"builtin\"\n"
                        "[guard]\nmax_failures_per_ip = 100000\n"
                        "[log]\nlevel = \"warning\"\n";
@@ -188,25 +186,29 @@ int main(int argc, char** argv) {
         (void)mf::verify_hash((**acct).hash, s);
         hash_only.push_back(ms_since(h0));
     }
-    // Plumbing: the same migrated login with a stored hash that costs ~nothing.
+    // Plumbing: migrated logins whose stored hash is cheap (sha512-crypt, 1000 rounds) in
+    // the configured scheme, so no rehash happens; each login is followed by a check of the
+    // same hash alone, and the difference is what the engine adds beyond the hash.
     {
-        // A {SHA512} value (one digest, ~1 us) so the hash does not hide the plumbing.
-        unsigned char md[64];
-        unsigned mdlen = 0;
-        EVP_Digest("plumbing-pw", 11, md, &mdlen, EVP_sha512(), nullptr);
-        unsigned char b64[100];
-        EVP_EncodeBlock(b64, md, static_cast<int>(mdlen));
+        auto cheap = open_engine(dir, old, "cheap",
+                                 "[hash]\nscheme = \"sha512-crypt\"\nsha512_rounds = 1000\n");
+        mf::HashConfig hc;
+        hc.scheme = mf::HashScheme::sha512_crypt;
+        hc.sha512_rounds = 1000;
+        mf::Secret s("plumbing-pw");
         mf::Account a;
         a.name = "plumbing@example.com";
         a.provider = "old";
         a.state = mf::AccountState::synced;
-        a.hash = std::string("{SHA512}") + reinterpret_cast<char*>(b64);
-        (void)engine->store().create_account(a, {"bench", "", ""});
+        a.hash = *mf::make_hash(s, hc);
+        (void)cheap->store().create_account(a, {"bench", "", ""});
         for (int i = 0; i < users * 5; ++i) {
             auto p0 = Clock::now();
-            auto r =
-                engine->authenticate({"plumbing", "plumbing-pw", "imap", "127.0.0.1", "bench"});
-            plumbing.push_back(ms_since(p0));
+            auto r = cheap->authenticate({"plumbing", "plumbing-pw", "imap", "127.0.0.1", "bench"});
+            double total = ms_since(p0);
+            auto h0 = Clock::now();
+            (void)mf::verify_hash(a.hash, s);
+            plumbing.push_back(total - ms_since(h0));
             errors += r.status == mf::AuthStatus::ok ? 0 : 1;
         }
     }
@@ -239,11 +241,10 @@ int main(int argc, char** argv) {
     row("(a) raw IMAPS LOGIN at the old server", a);
     row("(b) first login through the engine", b);
     row("(c) migrated login (argon2id)", c);
-    row("(d) migrated login, cheap hash (plumbing)", d);
+    row("(d) engine beyond the hash (migrated login)", d);
     row("(e) argon2id verify alone", e);
     fmt::print("{:<46} {:>8.3f}\n", "(b) - (a) at p50", b.p50 - a.p50);
     fmt::print("{:<46} {:>8.3f}\n", "(b) - (a) - hash at p50", b.p50 - a.p50 - e.p50);
-    fmt::print("{:<46} {:>8.3f}\n", "(c) - (e) at p50 (beyond the hash)", c.p50 - e.p50);
     fmt::print("{} concurrent first logins: {} OK, {} not OK, {:.0f} ms total\n", concurrent,
                ok.load(), bad.load(), conc_ms);
     fmt::print("sequential errors: {}\n", errors);
