@@ -25,6 +25,7 @@ namespace mf {
 namespace {
 
 constexpr std::size_t kMaxPassword = 1024;
+constexpr UnixTime kLoginRecordInterval = 60; // seconds
 
 std::string lock_dir_of(const Config& cfg) {
     if (!cfg.store.lock_dir.empty()) {
@@ -174,12 +175,12 @@ std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const
     case AccountState::failed:
         break;
     }
-    auto blocked = guard->check(name, req.client_ip, password);
-    if (!blocked) {
-        return answer(AuthStatus::tempfail, name, blocked.error().message());
+    auto verdict = guard->check(name, req.client_ip, password);
+    if (!verdict) {
+        return answer(AuthStatus::tempfail, name, verdict.error().message());
     }
-    if (blocked->has_value()) {
-        return answer(AuthStatus::fail, name, **blocked);
+    if (verdict->refuse) {
+        return answer(AuthStatus::fail, name, *verdict->refuse);
     }
     HashCheck check = verify_hash(acct.hash, password);
     switch (check.result) {
@@ -205,10 +206,14 @@ std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const
                       : "; rehash failed: " + r.error().message();
         }
     }
-    if (auto r = store->record_login(name, now_unix()); !r) {
-        log::warning(who + ": " + r.error().message());
+    // Last-login tracking needs minutes, not seconds: clients that log in every few
+    // seconds (IMAP IDLE reconnects, SMTP submission) then cost no write at all.
+    if (UnixTime now = now_unix(); now - acct.last_login >= kLoginRecordInterval) {
+        if (auto r = store->record_login(name, now); !r) {
+            log::warning(who + ": " + r.error().message());
+        }
     }
-    guard->on_accepted(name);
+    guard->on_accepted(name, *verdict);
     AuthResult res = answer(AuthStatus::ok, name, note);
     res.extra = extra_fields(id);
     return res;
@@ -224,12 +229,12 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
     if (existing && existing->state == AccountState::held) {
         return answer(AuthStatus::tempfail, name, "maintenance: cut-over in progress");
     }
-    auto blocked = guard->check(name, req.client_ip, password);
-    if (!blocked) {
-        return answer(AuthStatus::tempfail, name, blocked.error().message());
+    auto verdict = guard->check(name, req.client_ip, password);
+    if (!verdict) {
+        return answer(AuthStatus::tempfail, name, verdict.error().message());
     }
-    if (blocked->has_value()) {
-        return answer(AuthStatus::fail, name, **blocked);
+    if (verdict->refuse) {
+        return answer(AuthStatus::fail, name, *verdict->refuse);
     }
     const ProviderConfig& provider = *id.provider;
     auto slot = take_provider_slot(lock_dir, provider.name, provider.max_concurrent);
@@ -291,7 +296,7 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
         return answer(AuthStatus::tempfail, name,
                       "store the new account: " + stored.error().message());
     }
-    guard->on_accepted(name);
+    guard->on_accepted(name, *verdict);
     ProvisionedHook h;
     {
         std::lock_guard lk(hook_mu);

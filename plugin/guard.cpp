@@ -85,17 +85,20 @@ std::string Guard::digest(const std::string& account, const Secret& password) co
     return hex;
 }
 
-Result<std::optional<std::string>> Guard::check(const std::string& account, std::string_view ip,
-                                                const Secret& password) {
+Result<Guard::Verdict> Guard::check(const std::string& account, std::string_view ip,
+                                    const Secret& password) {
+    Verdict v;
     UnixTime now = now_unix();
     UnixTime since = now - std::chrono::duration_cast<std::chrono::seconds>(cfg_.window).count();
     auto n = store_->count_failures("acct:" + account, since);
     if (!n) {
         return n.error();
     }
+    v.account_has_failures = *n > 0;
     if (*n >= cfg_.max_failures_per_account) {
-        return std::optional<std::string>("too many failed logins for this account (" +
-                                          std::to_string(*n) + " within the window)");
+        v.refuse = "too many failed logins for this account (" + std::to_string(*n) +
+                   " within the window)";
+        return v;
     }
     if (!ip.empty()) {
         auto m = store_->count_failures("ip:" + std::string(ip), since);
@@ -103,8 +106,9 @@ Result<std::optional<std::string>> Guard::check(const std::string& account, std:
             return m.error();
         }
         if (*m >= cfg_.max_failures_per_ip) {
-            return std::optional<std::string>("too many failed logins from " + std::string(ip) +
-                                              " (" + std::to_string(*m) + " within the window)");
+            v.refuse = "too many failed logins from " + std::string(ip) + " (" +
+                       std::to_string(*m) + " within the window)";
+            return v;
         }
     }
     auto neg = store_->has_negative(account, digest(account, password), now);
@@ -112,10 +116,9 @@ Result<std::optional<std::string>> Guard::check(const std::string& account, std:
         return neg.error();
     }
     if (*neg) {
-        return std::optional<std::string>("this password was rejected by the old server moments "
-                                          "ago (negative cache)");
+        v.refuse = "this password was rejected by the old server moments ago (negative cache)";
     }
-    return std::optional<std::string>();
+    return v;
 }
 
 void Guard::on_rejected(const std::string& account, std::string_view ip, const Secret& password,
@@ -145,7 +148,10 @@ void Guard::on_rejected(const std::string& account, std::string_view ip, const S
     }
 }
 
-void Guard::on_accepted(const std::string& account) {
+void Guard::on_accepted(const std::string& account, const Verdict& verdict) {
+    if (!verdict.account_has_failures) {
+        return; // nothing to clear: keep the common login free of writes
+    }
     if (auto r = store_->clear_failures("acct:" + account); !r) {
         log::warning("guard: " + r.error().message());
     }

@@ -22,15 +22,20 @@ class Guard {
     // Loads the key, creating it (0640, group of the directory) if missing.
     static Result<Guard> create(Store& store, const GuardConfig& cfg);
 
-    // nullopt: go ahead. Otherwise the reason to answer FAIL without asking anyone.
-    Result<std::optional<std::string>> check(const std::string& account, std::string_view ip,
-                                             const Secret& password);
+    struct Verdict {
+        std::optional<std::string> refuse; // set: answer FAIL locally, for this reason
+        bool account_has_failures = false; // on_accepted() then has something to clear
+    };
+
+    // Whether this login may go ahead.
+    Result<Verdict> check(const std::string& account, std::string_view ip, const Secret& password);
 
     // A rejected password: counts a failure for the account and the address; with
     // `remember`, caches the rejection so the same password is answered locally.
     void on_rejected(const std::string& account, std::string_view ip, const Secret& password,
                      bool remember);
-    void on_accepted(const std::string& account);
+    // Clears the account's failure count; a no-op write-free call when it had none.
+    void on_accepted(const std::string& account, const Verdict& verdict);
 
   private:
     Guard(Store& store, GuardConfig cfg, Secret key)
