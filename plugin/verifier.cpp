@@ -1,8 +1,18 @@
-// verifier.cpp — shared libcurl session for the verifiers, and the registry by protocol.
+// verifier.cpp — the verifier registry by protocol, and the libcurl session they share.
+//
+// One easy handle per verify() call, so calls from many threads share nothing but
+// libcurl's global state, initialised once. The debug callback keeps incoming lines only
+// (CURLINFO_HEADER_IN); outgoing lines carry the password and are never read.
+// Must never: log, store or echo the password; note that libcurl keeps its own copy of it
+// inside the handle and frees it without wiping — we cannot reach that copy.
+// Errors: none thrown; failures become VerifyOutcome{unavailable} with curl's reason.
 #include "mailferry/verifier.hpp"
 
 #include "verifier_curl.hpp"
 
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <curl/curl.h>
 #include <memory>
 #include <mutex>
@@ -22,7 +32,7 @@ std::unique_ptr<Verifier> make_verifier(const ProviderConfig& provider) {
     case Protocol::smtp:
         return make_smtp_verifier(provider);
     }
-    return make_imap_verifier(provider);
+    return make_imap_verifier(provider); // unreachable: the switch covers the enum
 }
 
 const char* to_string(VerifyStatus s) {
@@ -34,55 +44,38 @@ const char* to_string(VerifyStatus s) {
     case VerifyStatus::unavailable:
         return "unavailable";
     }
-    return "?";
+    return "unknown";
 }
 
 namespace curl {
 namespace {
 
-struct Easy {
-    CURL* h = curl_easy_init();
-    ~Easy() { curl_easy_cleanup(h); }
-    Easy() = default;
-    Easy(const Easy&) = delete;
-    Easy& operator=(const Easy&) = delete;
-};
+constexpr std::size_t kMaxLines = 200;    // greeting + the most recent lines
+constexpr std::size_t kMaxLineLen = 1000; // capability lines can be long
 
-// Only CURLINFO_HEADER_IN: the server's protocol lines. Outgoing data is never looked at.
-int on_debug(CURL*, curl_infotype type, char* data, size_t size, void* user) {
+struct EasyDeleter {
+    void operator()(CURL* h) const { curl_easy_cleanup(h); }
+};
+using Easy = std::unique_ptr<CURL, EasyDeleter>;
+
+// Only CURLINFO_HEADER_IN: the server's protocol lines, one per call. Everything else —
+// above all CURLINFO_HEADER_OUT, which carries our credentials — is ignored unread.
+int on_debug(CURL* /*handle*/, curl_infotype type, char* data, size_t size, void* user) {
     if (type != CURLINFO_HEADER_IN) {
         return 0;
     }
-    auto* lines = static_cast<std::vector<std::string>*>(user);
-    if (lines->size() < 64) {
-        lines->push_back(sanitize_reply(std::string_view(data, size), 300));
+    auto* a = static_cast<Attempt*>(user);
+    if (a->lines.size() >= kMaxLines) {
+        a->lines.erase(a->lines.begin() + 1); // keep the greeting, drop the oldest after it
+        a->truncated = true;
     }
+    a->lines.push_back(sanitize_reply(std::string_view(data, size), kMaxLineLen));
     return 0;
 }
 
-std::once_flag g_init;
-
-} // namespace
-
-const char* login_options(SaslMech m) {
-    switch (m) {
-    case SaslMech::automatic:
-        return "";
-    case SaslMech::plain:
-        return "AUTH=PLAIN";
-    case SaslMech::login:
-        return "AUTH=LOGIN";
-    }
-    return "";
-}
-
-bool unsendable(const Secret& password) {
-    for (char c : password.view()) {
-        if (c == '\r' || c == '\n' || c == '\0') {
-            return true;
-        }
-    }
-    return false;
+void global_init() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 std::string url_for(const ProviderConfig& p, const char* plain_scheme, const char* tls_scheme) {
@@ -94,59 +87,107 @@ std::string url_for(const ProviderConfig& p, const char* plain_scheme, const cha
     return std::string(scheme) + "://" + host + ":" + std::to_string(p.effective_port()) + "/";
 }
 
-Attempt login(const ProviderConfig& p, const std::string& url, const std::string& login,
-              const Secret& password, const std::string& login_options) {
-    std::call_once(g_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+bool has_line_breaks(std::string_view s) {
+    return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+} // namespace
+
+const char* sasl_options(SaslMech m) {
+    switch (m) {
+    case SaslMech::automatic:
+        return "AUTH=PLAIN;AUTH=LOGIN";
+    case SaslMech::plain:
+        return "AUTH=PLAIN";
+    case SaslMech::login:
+        return "AUTH=LOGIN";
+    }
+    return "AUTH=PLAIN";
+}
+
+const char* wanted_mechanisms(SaslMech m) {
+    switch (m) {
+    case SaslMech::automatic:
+        return "PLAIN or LOGIN";
+    case SaslMech::plain:
+        return "PLAIN";
+    case SaslMech::login:
+        return "LOGIN";
+    }
+    return "PLAIN";
+}
+
+std::optional<VerifyOutcome> refuse_unsendable(const std::string& login, const Secret& password) {
+    if (login.empty()) {
+        return VerifyOutcome{VerifyStatus::rejected, "empty login name: not sent to the server"};
+    }
+    if (has_line_breaks(login)) {
+        return VerifyOutcome{VerifyStatus::rejected,
+                             "login name holds CR, LF or NUL: not sent to the server"};
+    }
+    if (has_line_breaks(password.view())) {
+        return VerifyOutcome{VerifyStatus::rejected,
+                             "password holds CR, LF or NUL: not sent to the server"};
+    }
+    return std::nullopt;
+}
+
+Attempt login(const ProviderConfig& p, const char* plain_scheme, const char* tls_scheme,
+              const std::string& user, const Secret& password, const char* options, Millis budget) {
+    global_init();
     Attempt a;
-    Easy e;
-    if (e.h == nullptr) {
+    Easy e(curl_easy_init());
+    if (!e) {
         a.code = CURLE_FAILED_INIT;
         a.error = "curl_easy_init failed";
         return a;
     }
-    char errbuf[CURL_ERROR_SIZE] = {};
-    curl_easy_setopt(e.h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(e.h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(e.h, CURLOPT_CONNECT_ONLY, 1L);
-    curl_easy_setopt(e.h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e.h, CURLOPT_USERNAME, login.c_str());
-    curl_easy_setopt(e.h, CURLOPT_PASSWORD, password.data());
-    if (!login_options.empty()) {
-        curl_easy_setopt(e.h, CURLOPT_LOGIN_OPTIONS, login_options.c_str());
-    }
-    auto ms = static_cast<long>(p.timeout.count());
-    curl_easy_setopt(e.h, CURLOPT_CONNECTTIMEOUT_MS, ms);
-    curl_easy_setopt(e.h, CURLOPT_TIMEOUT_MS, ms);
-    curl_easy_setopt(e.h, CURLOPT_USE_SSL,
+    CURL* h = e.get();
+    std::array<char, CURL_ERROR_SIZE> errbuf{};
+    const std::string url = url_for(p, plain_scheme, tls_scheme);
+    const long ms = std::max(1L, static_cast<long>(budget.count()));
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf.data());
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); // no SIGALRM in a threaded host
+    curl_easy_setopt(h, CURLOPT_USERNAME, user.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, password.empty() ? "" : password.data());
+    curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, options);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
+    curl_easy_setopt(h, CURLOPT_USE_SSL,
                      p.tls == TlsMode::none ? static_cast<long>(CURLUSESSL_NONE)
                                             : static_cast<long>(CURLUSESSL_ALL));
-    curl_easy_setopt(e.h, CURLOPT_SSL_VERIFYPEER, p.verify_certificate ? 1L : 0L);
-    curl_easy_setopt(e.h, CURLOPT_SSL_VERIFYHOST, p.verify_certificate ? 2L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, p.verify_certificate ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, p.verify_certificate ? 2L : 0L);
     if (!p.ca_file.empty()) {
-        curl_easy_setopt(e.h, CURLOPT_CAINFO, p.ca_file.c_str());
+        curl_easy_setopt(h, CURLOPT_CAINFO, p.ca_file.c_str());
     }
-    curl_easy_setopt(e.h, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(e.h, CURLOPT_DEBUGDATA, &a.server_lines);
-    curl_easy_setopt(e.h, CURLOPT_VERBOSE, 1L); // feeds the debug callback; nothing printed
-    a.code = curl_easy_perform(e.h);
-    a.error = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(static_cast<CURLcode>(a.code));
-    // Note: libcurl keeps its own copy of the password and frees it without wiping when
-    // the handle goes; our copy (the Secret) is wiped by its owner.
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, &a);
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L); // feeds on_debug; nothing is printed
+    a.code = curl_easy_perform(h);
+    a.error = errbuf[0] != '\0' ? errbuf.data() : curl_easy_strerror(static_cast<CURLcode>(a.code));
     return a;
 }
 
-bool is_login_denied(int code) {
-    return code == CURLE_LOGIN_DENIED;
+Millis remaining(const ProviderConfig& p, std::chrono::steady_clock::time_point start) {
+    auto used = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start);
+    return used >= p.timeout ? Millis{0} : p.timeout - used;
 }
 
-VerifyOutcome transport_failure(const Attempt& a, const ProviderConfig& p) {
+bool denied(const Attempt& a) {
+    return a.code == CURLE_LOGIN_DENIED;
+}
+
+VerifyOutcome undecided(const Attempt& a, const ProviderConfig& p, const std::string& why) {
     std::string what;
     switch (a.code) {
     case CURLE_OPERATION_TIMEDOUT:
-        what = "timed out after " + std::to_string(p.timeout.count()) + " ms";
+        what = "timed out after " + format_duration(p.timeout);
         break;
     case CURLE_COULDNT_CONNECT:
-        what = "connection refused";
+        what = "cannot connect";
         break;
     case CURLE_COULDNT_RESOLVE_HOST:
         what = "cannot resolve host";
@@ -154,14 +195,18 @@ VerifyOutcome transport_failure(const Attempt& a, const ProviderConfig& p) {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
     case CURLE_USE_SSL_FAILED:
         what = "TLS failed";
         break;
     default:
-        what = "error";
         break;
     }
-    std::string detail = what + ": " + sanitize_reply(a.error);
+    std::string detail = why;
+    if (a.code != CURLE_OK && a.code != CURLE_LOGIN_DENIED) {
+        detail += (detail.empty() ? "" : ": ") + (what.empty() ? "" : what + ": ") +
+                  sanitize_reply(a.error);
+    }
     if (auto l = last_line(a); !l.empty()) {
         detail += "; server said: " + l;
     }
@@ -169,7 +214,39 @@ VerifyOutcome transport_failure(const Attempt& a, const ProviderConfig& p) {
 }
 
 std::string last_line(const Attempt& a) {
-    return a.server_lines.empty() ? std::string() : a.server_lines.back();
+    return a.lines.empty() ? std::string() : a.lines.back();
+}
+
+std::vector<std::string> words_after(const std::string& line, const std::string& prefix) {
+    std::vector<std::string> words;
+    if (line.size() < prefix.size() ||
+        !std::equal(prefix.begin(), prefix.end(), line.begin(), [](char x, char y) {
+            return std::toupper(static_cast<unsigned char>(x)) ==
+                   std::toupper(static_cast<unsigned char>(y));
+        })) {
+        return words;
+    }
+    std::string word;
+    for (std::size_t i = prefix.size(); i <= line.size(); ++i) {
+        char c = i < line.size() ? line[i] : ' ';
+        if (c == ' ') {
+            if (!word.empty()) {
+                words.push_back(word);
+                word.clear();
+            }
+        } else {
+            word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        }
+    }
+    return words;
+}
+
+std::string join(const std::vector<std::string>& words) {
+    std::string out;
+    for (const auto& w : words) {
+        out += (out.empty() ? "" : " ") + w;
+    }
+    return out;
 }
 
 } // namespace curl

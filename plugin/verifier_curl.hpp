@@ -1,47 +1,76 @@
-// verifier_curl.hpp — the libcurl session the protocol verifiers share.
+// verifier_curl.hpp — the libcurl login session the protocol verifiers share.
 //
-// libcurl does the protocol (greeting, STARTTLS, CAPABILITY/EHLO, SASL or LOGIN) and stops
-// after authentication (CURLOPT_CONNECT_ONLY). We only watch the server's lines through
-// the debug callback — incoming lines only, never what we send, since that holds the
-// password — and leave the mapping of replies to the per-protocol verifier.
+// libcurl does the protocol (greeting, STARTTLS, CAPABILITY/CAPA/EHLO, SASL or the
+// protocol's own login command) and stops right after authentication
+// (CURLOPT_CONNECT_ONLY). We watch only what the server sends, through the debug callback;
+// what we send is never looked at, since it holds the password. Mapping the server's lines
+// to ok / rejected / unavailable is left to verifier_<protocol>.cpp.
+//
+// Must never: let the password reach a log, an Error, a detail string or argv; use a
+// challenge-response mechanism (CRAM-MD5, DIGEST-MD5, NTLM, GSSAPI) — those fail for users
+// whose password the old server keeps hashed, which would turn a right password into
+// "rejected". Only PLAIN and LOGIN (SASL), IMAP LOGIN and POP3 USER/PASS check a password.
+// Errors: none thrown; everything is in Attempt.
 #pragma once
 
 #include "mailferry/config.hpp"
 #include "mailferry/secret.hpp"
 #include "mailferry/verifier.hpp"
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace mf::curl {
 
+// What one connection to the old server saw.
 struct Attempt {
-    int code = 0;                          // CURLcode
-    std::string error;                     // curl's error buffer
-    std::vector<std::string> server_lines; // what the server said, in order (sanitized)
+    int code = 0;                   // CURLcode of the connect phase (0: logged in, or skipped)
+    std::string error;              // libcurl's error text; holds no credentials
+    std::vector<std::string> lines; // server lines, sanitized: the greeting, then the last ones
+    bool truncated = false;         // lines were dropped between the greeting and the rest
 };
 
-// Logs in at `url` ("imaps://host:port/") with the provider's TLS settings; returns
-// what happened. `login_options` is CURLOPT_LOGIN_OPTIONS ("AUTH=PLAIN", "" for any).
-Attempt login(const ProviderConfig& p, const std::string& url, const std::string& login,
-              const Secret& password, const std::string& login_options);
+// CURLOPT_LOGIN_OPTIONS that let curl use only SASL mechanisms that carry the password
+// itself: "AUTH=PLAIN", "AUTH=LOGIN" or, for automatic, both (PLAIN first).
+const char* sasl_options(SaslMech m);
 
-// CURLOPT_LOGIN_OPTIONS for the configured SASL mechanism ("" lets curl choose).
-const char* login_options(SaslMech m);
+// The same choice in words, for details: "PLAIN or LOGIN", "PLAIN", "LOGIN".
+const char* wanted_mechanisms(SaslMech m);
 
-// "imap" / "imaps" etc. URL for the provider.
-std::string url_for(const ProviderConfig& p, const char* plain_scheme, const char* tls_scheme);
+// CURLOPT_LOGIN_OPTIONS that let curl fall back to the protocol's own command (IMAP LOGIN,
+// POP3 USER/PASS, or APOP). Only safe once we know the server offers no SASL mechanism.
+inline constexpr const char* kAnyMethod = "AUTH=*";
 
-// True for CURLcodes that mean the server refused the credentials.
-bool is_login_denied(int code);
+// Connects to the provider ("<scheme>://host:port/"), upgrades or starts TLS as configured,
+// and authenticates with `options`. Blocks up to `budget` (connect and total); thread-safe.
+Attempt login(const ProviderConfig& p, const char* plain_scheme, const char* tls_scheme,
+              const std::string& user, const Secret& password, const char* options, Millis budget);
 
-// A verdict for failures that never reach the authentication step (connect, TLS, timeout).
-VerifyOutcome transport_failure(const Attempt& a, const ProviderConfig& p);
+// What is left of the provider's timeout since `start`, for a second attempt (0: none).
+Millis remaining(const ProviderConfig& p, std::chrono::steady_clock::time_point start);
 
-// The last line the server sent, for details ("" if none).
+// A login or password that no protocol line can carry (CR, LF, NUL; an empty login) is
+// refused before anything is sent: it cannot be anyone's right password.
+std::optional<VerifyOutcome> refuse_unsendable(const std::string& login, const Secret& password);
+
+// True if libcurl ended the login phase with "login denied": the server said no, or curl
+// found no mechanism it was allowed to use (the protocol files tell the two apart).
+bool denied(const Attempt& a);
+
+// An unavailable outcome: `why`, curl's view of the failure (timeout, refused, TLS) and
+// the server's last line.
+VerifyOutcome undecided(const Attempt& a, const ProviderConfig& p, const std::string& why);
+
+// The last line the server sent ("" if none).
 std::string last_line(const Attempt& a);
 
-// True if the password cannot travel in these protocols (CR, LF, NUL).
-bool unsendable(const Secret& password);
+// Words of `line` after `prefix` (case-insensitive), upper-cased: the mechanisms of
+// "SASL PLAIN LOGIN" or "250-AUTH PLAIN LOGIN".
+std::vector<std::string> words_after(const std::string& line, const std::string& prefix);
+
+// "A B C" from a list, for details.
+std::string join(const std::vector<std::string>& words);
 
 } // namespace mf::curl

@@ -1,69 +1,168 @@
-// verifier_imap.cpp — is this password right at an old IMAP server?
+// verifier_imap.cpp — is this password right at the old IMAP server?
 //
-// Maps the tagged reply to LOGIN / AUTHENTICATE (RFC 3501, RFC 5530 response codes), as
-// Dovecot's passdb-imap does: NO without a code, or with [AUTHENTICATIONFAILED] /
-// [AUTHORIZATIONFAILED] / [EXPIRED], is a rejection; NO [UNAVAILABLE], any other code,
-// BAD, a BYE or a dropped connection means we could not decide (TEMPFAIL).
+// Maps the tagged reply to AUTHENTICATE / LOGIN (RFC 9051, RFC 5530 codes) the way
+// Dovecot's passdb-imap does: NO without a code, or with [AUTHENTICATIONFAILED],
+// [AUTHORIZATIONFAILED] or [EXPIRED] (the passphrase no longer gives access), is a
+// rejection. NO [UNAVAILABLE] or any other code, BAD, BYE, a dropped connection, TLS
+// trouble or a timeout mean we could not decide.
+// Mechanisms: AUTHENTICATE PLAIN, then LOGIN (SASL); the LOGIN command only when the
+// server offers no SASL mechanism at all (it cannot carry more than ~1 KiB at Dovecot).
+// Must never: call a PREAUTH greeting, or an ending without a tagged OK, a success.
 #include "mailferry/verifier.hpp"
 
 #include "verifier_curl.hpp"
 
-#include <regex>
+#include <chrono>
+
+#include <algorithm>
+#include <cctype>
 
 namespace mf {
 namespace {
 
-// The last tagged (not "*" or "+") reply line.
-std::string tagged_reply(const curl::Attempt& a) {
-    for (auto it = a.server_lines.rbegin(); it != a.server_lines.rend(); ++it) {
-        if (!it->empty() && (*it)[0] != '*' && (*it)[0] != '+') {
-            return *it;
+struct Tagged {
+    std::string line;   // the whole line, sanitized
+    std::string status; // OK, NO, BAD (upper-cased); empty if none came
+    std::string code;   // response code without brackets or arguments, upper-cased
+};
+
+std::string upper(std::string s) {
+    for (auto& c : s) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return s;
+}
+
+// The last tagged (not "*", not "+") line: with CONNECT_ONLY, the reply to our login when
+// curl tried one, else to CAPABILITY or STARTTLS.
+Tagged last_tagged(const curl::Attempt& a) {
+    Tagged t;
+    auto it = std::find_if(a.lines.rbegin(), a.lines.rend(), [](const std::string& l) {
+        return !l.empty() && l[0] != '*' && l[0] != '+';
+    });
+    if (it == a.lines.rend()) {
+        return t;
+    }
+    t.line = *it;
+    auto sp = t.line.find(' ');
+    if (sp == std::string::npos) {
+        return t;
+    }
+    auto rest = t.line.substr(sp + 1);
+    auto end = rest.find(' ');
+    t.status = upper(rest.substr(0, end));
+    if (end != std::string::npos && end + 1 < rest.size() && rest[end + 1] == '[') {
+        auto close = rest.find_first_of(" ]", end + 2);
+        t.code = upper(rest.substr(end + 2, close == std::string::npos ? close : close - end - 2));
+    }
+    return t;
+}
+
+std::vector<std::string> capabilities(const curl::Attempt& a) {
+    for (auto it = a.lines.rbegin(); it != a.lines.rend(); ++it) {
+        auto words = curl::words_after(*it, "* CAPABILITY ");
+        if (!words.empty()) {
+            return words;
         }
     }
     return {};
 }
 
+std::vector<std::string> sasl_mechanisms(const std::vector<std::string>& caps) {
+    std::vector<std::string> mechs;
+    for (const auto& c : caps) {
+        if (c.rfind("AUTH=", 0) == 0) {
+            mechs.push_back(c.substr(5));
+        }
+    }
+    return mechs;
+}
+
+bool contains(const std::vector<std::string>& words, const std::string& w) {
+    return std::find(words.begin(), words.end(), w) != words.end();
+}
+
 class ImapVerifier final : public Verifier {
   public:
-    explicit ImapVerifier(ProviderConfig p)
-        : p_(std::move(p)), url_(curl::url_for(p_, "imap", "imaps")) {}
+    explicit ImapVerifier(ProviderConfig p) : p_(std::move(p)) {}
 
     VerifyOutcome verify(const std::string& login, const Secret& password) override {
-        if (curl::unsendable(password)) {
-            return {VerifyStatus::rejected, "password holds CR, LF or NUL"};
+        if (auto refused = curl::refuse_unsendable(login, password)) {
+            return *refused;
         }
-        auto a = curl::login(p_, url_, login, password, curl::login_options(p_.mechanism));
-        std::string reply = tagged_reply(a);
-        if (a.code == 0) {
-            // Positive evidence only: a tagged OK to our login.
-            if (reply.find(" OK") != std::string::npos) {
-                return {VerifyStatus::ok, reply};
-            }
-            return {VerifyStatus::unavailable, "no tagged OK after login: " + reply};
+        const auto start = std::chrono::steady_clock::now();
+        auto a = attempt(login, password, curl::sasl_options(p_.mechanism), p_.timeout);
+        if (!no_mechanism(a)) {
+            return judge(a);
         }
-        if (!curl::is_login_denied(a.code)) {
-            return curl::transport_failure(a, p_);
+        // The server offers neither AUTH=PLAIN nor AUTH=LOGIN (or not the one configured).
+        auto caps = capabilities(a);
+        auto mechs = sasl_mechanisms(caps);
+        const std::string offered = mechs.empty() ? "none" : curl::join(mechs);
+        if (p_.mechanism != SaslMech::automatic) {
+            return curl::undecided(a, p_,
+                                   std::string("server does not offer AUTH=") +
+                                       curl::wanted_mechanisms(p_.mechanism) +
+                                       " (it offers: " + offered + ")");
         }
-        static const std::regex no_reply(R"(^\S+ NO(?: \[([A-Za-z-]+)[^\]]*\])?( .*)?$)",
-                                         std::regex::icase);
-        std::smatch m;
-        if (std::regex_match(reply, m, no_reply)) {
-            std::string code = m[1].str();
-            for (auto& ch : code) {
-                ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-            }
-            if (code.empty() || code == "AUTHENTICATIONFAILED" || code == "AUTHORIZATIONFAILED" ||
-                code == "EXPIRED") {
-                return {VerifyStatus::rejected, "server said: " + reply};
-            }
+        if (contains(caps, "LOGINDISABLED")) {
+            return curl::undecided(a, p_,
+                                   "server refuses LOGIN (LOGINDISABLED) and offers no "
+                                   "AUTH=PLAIN or AUTH=LOGIN (it offers: " +
+                                       offered + ")");
         }
-        return {VerifyStatus::unavailable, "login not decided: server said: " +
-                                               (reply.empty() ? sanitize_reply(a.error) : reply)};
+        if (!mechs.empty()) {
+            // curl would pick one of these before the LOGIN command; none can check a
+            // password the server keeps hashed, so a NO would not mean "wrong password".
+            return curl::undecided(a, p_,
+                                   "server offers only SASL mechanisms that cannot check a plain "
+                                   "password (" +
+                                       offered + ")");
+        }
+        const Millis left = curl::remaining(p_, start);
+        if (left.count() == 0) {
+            return curl::undecided(a, p_, "timed out after " + format_duration(p_.timeout));
+        }
+        return judge(attempt(login, password, curl::kAnyMethod, left)); // the LOGIN command
     }
 
   private:
+    curl::Attempt attempt(const std::string& login, const Secret& password, const char* options,
+                          Millis budget) {
+        return curl::login(p_, "imap", "imaps", login, password, options, budget);
+    }
+
+    // Denied although the last tagged reply is an OK (to CAPABILITY): curl found nothing
+    // it was allowed to use and sent no credentials.
+    static bool no_mechanism(const curl::Attempt& a) {
+        return curl::denied(a) && last_tagged(a).status == "OK";
+    }
+
+    VerifyOutcome judge(const curl::Attempt& a) const {
+        Tagged t = last_tagged(a);
+        if (a.code == 0) {
+            if (!a.lines.empty() && upper(a.lines.front()).rfind("* PREAUTH", 0) == 0) {
+                return curl::undecided(a, p_, "server pre-authenticates: password not checked");
+            }
+            if (t.status == "OK") {
+                return {VerifyStatus::ok, "server said: " + t.line};
+            }
+            return curl::undecided(a, p_, "no tagged OK after login");
+        }
+        if (!curl::denied(a)) {
+            return curl::undecided(a, p_, "");
+        }
+        if (t.status == "NO" && (t.code.empty() || t.code == "AUTHENTICATIONFAILED" ||
+                                 t.code == "AUTHORIZATIONFAILED" || t.code == "EXPIRED")) {
+            return {VerifyStatus::rejected, "server said: " + t.line};
+        }
+        if (no_mechanism(a)) {
+            return curl::undecided(a, p_, "server offers no usable login (TLS required first?)");
+        }
+        return curl::undecided(a, p_, "login not decided");
+    }
+
     ProviderConfig p_;
-    std::string url_;
 };
 
 } // namespace

@@ -1,50 +1,145 @@
-// verifier_pop3.cpp — is this password right at an old POP3 server?
+// verifier_pop3.cpp — is this password right at the old POP3 server?
 //
-// -ERR to PASS or AUTH is a rejection unless it carries a response code that says the
-// server, not the password, is the problem (RFC 2449 [IN-USE], RFC 3206 [SYS/TEMP],
-// [SYS/PERM]): those, a dropped connection or anything unexpected mean TEMPFAIL.
+// -ERR to AUTH or PASS is a rejection unless a response code says the server, not the
+// password, is the problem (RFC 2449 [IN-USE], [LOGIN-DELAY]; RFC 3206 [SYS/TEMP],
+// [SYS/PERM]). A dropped connection, TLS trouble, a timeout or anything unexpected mean we
+// could not decide. Success needs the +OK to our login.
+// Mechanisms: SASL PLAIN, then LOGIN; USER/PASS only when the server offers no SASL at all
+// and no APOP (curl would try APOP first, which fails for users stored with a hash).
+// Must never: call a -ERR to APOP or to a challenge-response mechanism a rejection.
 #include "mailferry/verifier.hpp"
 
 #include "verifier_curl.hpp"
 
+#include <algorithm>
+#include <chrono>
+
 namespace mf {
 namespace {
 
+bool starts_with(const std::string& s, const char* prefix) {
+    return s.rfind(prefix, 0) == 0;
+}
+
+// The mechanisms of the CAPA "SASL …" line (empty if none).
+std::vector<std::string> sasl_mechanisms(const curl::Attempt& a) {
+    for (const auto& l : a.lines) {
+        auto words = curl::words_after(l, "SASL ");
+        if (!words.empty()) {
+            return words;
+        }
+    }
+    return {};
+}
+
+// RFC 1939: a greeting with a <timestamp> offers APOP.
+bool offers_apop(const curl::Attempt& a) {
+    if (a.lines.empty() || !starts_with(a.lines.front(), "+OK")) {
+        return false;
+    }
+    const std::string& g = a.lines.front();
+    auto open = g.find('<');
+    return open != std::string::npos && g.find('>', open) != std::string::npos;
+}
+
+// Where the login exchange begins in the server's lines: after the greeting, the reply to
+// CAPA (+OK, capabilities, "." — or a lone -ERR from a server without CAPA) and, with
+// STARTTLS, the +OK to STLS and the second CAPA. A -ERR before that point was not about
+// our credentials.
+std::size_t login_start(const curl::Attempt& a, TlsMode tls) {
+    const auto& l = a.lines;
+    std::size_t i = 1;
+    auto skip_capa = [&] {
+        if (i < l.size() && starts_with(l[i], "+OK")) {
+            while (++i < l.size() && l[i] != ".") {
+            }
+        }
+        ++i; // the "." or the -ERR
+    };
+    skip_capa();
+    if (tls == TlsMode::starttls) {
+        ++i; // +OK to STLS
+        skip_capa();
+    }
+    return std::min(i, l.size());
+}
+
 class Pop3Verifier final : public Verifier {
   public:
-    explicit Pop3Verifier(ProviderConfig p)
-        : p_(std::move(p)), url_(curl::url_for(p_, "pop3", "pop3s")) {}
+    explicit Pop3Verifier(ProviderConfig p) : p_(std::move(p)) {}
 
     VerifyOutcome verify(const std::string& login, const Secret& password) override {
-        if (curl::unsendable(password)) {
-            return {VerifyStatus::rejected, "password holds CR, LF or NUL"};
+        if (auto refused = curl::refuse_unsendable(login, password)) {
+            return *refused;
         }
-        auto a = curl::login(p_, url_, login, password, curl::login_options(p_.mechanism));
-        std::string reply = curl::last_line(a);
-        if (a.code == 0) {
-            if (reply.rfind("+OK", 0) == 0) {
-                return {VerifyStatus::ok, reply};
-            }
-            return {VerifyStatus::unavailable, "no +OK after login: " + reply};
+        const auto start = std::chrono::steady_clock::now();
+        auto a = attempt(login, password, curl::sasl_options(p_.mechanism), p_.timeout);
+        if (!no_mechanism(a)) {
+            return judge(a);
         }
-        if (!curl::is_login_denied(a.code)) {
-            return curl::transport_failure(a, p_);
+        auto mechs = sasl_mechanisms(a);
+        const std::string offered = mechs.empty() ? "none" : curl::join(mechs);
+        if (p_.mechanism != SaslMech::automatic) {
+            return curl::undecided(a, p_,
+                                   std::string("server does not offer SASL ") +
+                                       curl::wanted_mechanisms(p_.mechanism) +
+                                       " (it offers: " + offered + ")");
         }
-        if (reply.rfind("-ERR", 0) == 0) {
-            for (const char* code : {"[IN-USE]", "[SYS/TEMP]", "[SYS/PERM]", "[LOGIN-DELAY]"}) {
-                if (reply.find(code) != std::string::npos) {
-                    return {VerifyStatus::unavailable, "server said: " + reply};
-                }
-            }
-            return {VerifyStatus::rejected, "server said: " + reply};
+        if (!mechs.empty()) {
+            return curl::undecided(a, p_,
+                                   "server offers only SASL mechanisms that cannot check a plain "
+                                   "password (" +
+                                       offered + ")");
         }
-        return {VerifyStatus::unavailable,
-                "login not decided: " + (reply.empty() ? sanitize_reply(a.error) : reply)};
+        if (offers_apop(a)) {
+            return curl::undecided(a, p_,
+                                   "server offers no SASL PLAIN or LOGIN, and APOP would "
+                                   "be used before USER/PASS");
+        }
+        const Millis left = curl::remaining(p_, start);
+        if (left.count() == 0) {
+            return curl::undecided(a, p_, "timed out after " + format_duration(p_.timeout));
+        }
+        return judge(attempt(login, password, curl::kAnyMethod, left)); // USER / PASS
     }
 
   private:
+    curl::Attempt attempt(const std::string& login, const Secret& password, const char* options,
+                          Millis budget) {
+        return curl::login(p_, "pop3", "pop3s", login, password, options, budget);
+    }
+
+    // Nothing after the CAPA replies: curl found nothing it was allowed to use and sent no
+    // credentials.
+    bool no_mechanism(const curl::Attempt& a) const {
+        return curl::denied(a) && !a.truncated && login_start(a, p_.tls) >= a.lines.size();
+    }
+
+    VerifyOutcome judge(const curl::Attempt& a) const {
+        const std::string reply = curl::last_line(a);
+        const bool answered = !a.truncated && login_start(a, p_.tls) < a.lines.size();
+        if (a.code == 0) {
+            if (answered && starts_with(reply, "+OK")) {
+                return {VerifyStatus::ok, "server said: " + reply};
+            }
+            return curl::undecided(a, p_, "no +OK to our login");
+        }
+        if (!curl::denied(a)) {
+            return curl::undecided(a, p_, "");
+        }
+        if (!answered || !starts_with(reply, "-ERR")) {
+            return curl::undecided(
+                a, p_, "server offers no SASL PLAIN or LOGIN and no USER (TLS required first?)");
+        }
+        for (const char* code : {"[IN-USE]", "[LOGIN-DELAY]", "[SYS/"}) {
+            if (reply.find(code) != std::string::npos) {
+                return curl::undecided(a, p_, "login not decided");
+            }
+        }
+        return {VerifyStatus::rejected, "server said: " + reply};
+    }
+
     ProviderConfig p_;
-    std::string url_;
 };
 
 } // namespace

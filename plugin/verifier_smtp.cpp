@@ -1,56 +1,79 @@
-// verifier_smtp.cpp — is this password right at an old SMTP submission server?
+// verifier_smtp.cpp — is this password right at the old SMTP submission server?
 //
 // Only 535 (RFC 4954: authentication credentials invalid) is a rejection. 454 and other
-// 4xx, 534/538 (mechanism or encryption policy), a server that offers no AUTH at all, or
-// a dropped connection mean TEMPFAIL. Success needs a 235 reply: libcurl skips AUTH when
-// the server does not advertise it, and that must never count as a verified password.
+// 4xx, 530/534/538 (policy: TLS or a stronger mechanism required), a server that offers
+// no AUTH or no PLAIN/LOGIN, a dropped connection, TLS trouble or a timeout mean we could
+// not decide.
+// Must never: count a session without a 235 as verified — libcurl skips AUTH silently when
+// the server does not advertise it.
 #include "mailferry/verifier.hpp"
 
 #include "verifier_curl.hpp"
 
+#include <algorithm>
+
 namespace mf {
 namespace {
 
-bool has_reply(const curl::Attempt& a, const char* code) {
-    for (const auto& l : a.server_lines) {
-        if (l.rfind(code, 0) == 0) {
-            return true;
+bool starts_with(const std::string& s, const char* prefix) {
+    return s.rfind(prefix, 0) == 0;
+}
+
+bool said(const curl::Attempt& a, const char* code) {
+    return std::any_of(a.lines.begin(), a.lines.end(),
+                       [code](const std::string& l) { return starts_with(l, code); });
+}
+
+// The mechanisms of the EHLO "AUTH …" line (after STARTTLS, the last one counts).
+std::vector<std::string> sasl_mechanisms(const curl::Attempt& a) {
+    for (auto it = a.lines.rbegin(); it != a.lines.rend(); ++it) {
+        for (const char* prefix : {"250-AUTH ", "250 AUTH ", "250-AUTH=", "250 AUTH="}) {
+            auto words = curl::words_after(*it, prefix);
+            if (!words.empty()) {
+                return words;
+            }
         }
     }
-    return false;
+    return {};
 }
 
 class SmtpVerifier final : public Verifier {
   public:
-    explicit SmtpVerifier(ProviderConfig p)
-        : p_(std::move(p)), url_(curl::url_for(p_, "smtp", "smtps")) {}
+    explicit SmtpVerifier(ProviderConfig p) : p_(std::move(p)) {}
 
     VerifyOutcome verify(const std::string& login, const Secret& password) override {
-        if (curl::unsendable(password)) {
-            return {VerifyStatus::rejected, "password holds CR, LF or NUL"};
+        if (auto refused = curl::refuse_unsendable(login, password)) {
+            return *refused;
         }
-        auto a = curl::login(p_, url_, login, password, curl::login_options(p_.mechanism));
-        std::string reply = curl::last_line(a);
+        auto a = curl::login(p_, "smtp", "smtps", login, password, curl::sasl_options(p_.mechanism),
+                             p_.timeout);
+        const std::string reply = curl::last_line(a);
         if (a.code == 0) {
-            if (has_reply(a, "235")) {
-                return {VerifyStatus::ok, reply};
+            if (said(a, "235")) {
+                return {VerifyStatus::ok, "server said: " + reply};
             }
-            return {VerifyStatus::unavailable,
-                    "server did not authenticate us (no AUTH offered?): " + reply};
+            return curl::undecided(a, p_, "server did not authenticate us (no AUTH offered)");
         }
-        if (!curl::is_login_denied(a.code)) {
-            return curl::transport_failure(a, p_);
+        if (!curl::denied(a)) {
+            return curl::undecided(a, p_, "");
         }
-        if (reply.rfind("535", 0) == 0) {
+        if (starts_with(reply, "535")) {
             return {VerifyStatus::rejected, "server said: " + reply};
         }
-        return {VerifyStatus::unavailable,
-                "login not decided: " + (reply.empty() ? sanitize_reply(a.error) : reply)};
+        if (starts_with(reply, "250")) { // denied after EHLO: curl sent no credentials
+            auto mechs = sasl_mechanisms(a);
+            if (mechs.empty()) {
+                return curl::undecided(a, p_, "server offers no AUTH (TLS required first?)");
+            }
+            return curl::undecided(a, p_,
+                                   "server offers AUTH " + curl::join(mechs) + " but not " +
+                                       curl::wanted_mechanisms(p_.mechanism));
+        }
+        return curl::undecided(a, p_, "login not decided");
     }
 
   private:
     ProviderConfig p_;
-    std::string url_;
 };
 
 } // namespace

@@ -3,8 +3,10 @@
 // Each instance is rootless (every Dovecot service runs as mfvmail), lives in its own temp
 // dir, listens on 127.0.0.1 at ports picked at run time, and authenticates users from a
 // passwd-file whose passwords are stored as {PLAIN.B64}, so any byte but NUL survives.
-// The brute-force penalty (anvil-auth-penalty) and auth_failure_delay are switched off so
-// wrong-password tests answer at once; nothing else differs from a stock Dovecot.
+// Failed logins are answered at once: the brute-force penalty (anvil-auth-penalty) is off,
+// and a last `static deny` passdb adds `nodelay` (otherwise Dovecot batches failure
+// replies every 500 ms even with auth_failure_delay = 0). Nothing else differs from a
+// stock Dovecot: replies, codes and limits are the real ones.
 // Must never: leave a Dovecot running after the object dies, throw from the destructor,
 // or touch the system Dovecot (own instance_name, base_dir, state_dir, log).
 // Errors: std::runtime_error with the command's stderr and the tail of Dovecot's log.
@@ -208,7 +210,7 @@ void DovecotServer::State::write_config() const {
          std::to_string(g_instances++) + "\n";
     c += "base_dir = " + d + "/run\nstate_dir = " + d + "/state\n";
     c += "log_path = " + log + "\ninfo_log_path = " + log + "\n";
-    c += "listen = 127.0.0.1\nprotocols = " + protocols + "\nhostname = localhost\n";
+    c += "listen = " + opts.address + "\nprotocols = " + protocols + "\nhostname = localhost\n";
     c += "default_internal_user = " + user + "\ndefault_internal_group = " + user +
          "\ndefault_login_user = " + user + "\n";
     c += "first_valid_uid = " + std::to_string(as.uid) +
@@ -228,6 +230,8 @@ void DovecotServer::State::write_config() const {
     }
     if (opts.auth_config.empty()) {
         c += "passdb {\n  driver = passwd-file\n  args = " + users_file + "\n}\n";
+        // Reached only after passwd-file failed: denies with `nodelay`, so no 0.5 s wait.
+        c += "passdb {\n  driver = static\n  deny = yes\n  args = nodelay=yes\n}\n";
         c += "userdb {\n  driver = passwd-file\n  args = " + users_file +
              "\n  default_fields = uid=" + user + " gid=" + user + " home=" + d +
              "/mail/%d/%n\n}\n";
@@ -250,8 +254,6 @@ void DovecotServer::State::write_config() const {
     // tests fail passwords on purpose from 127.0.0.1, so switch it off the documented way.
     c += "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n";
     c += "service lmtp {\n  inet_listener lmtp {\n    port = 0\n  }\n}\n";
-    // Without this socket auth keeps no per-IP failure count, so no 2..15 s penalty delays.
-    c += "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n";
     c += opts.extra_config + "\n";
     write_file(conf, c, 0644);
 }
@@ -276,7 +278,8 @@ DovecotServer::DovecotServer(DovecotOptions opts) : state_(nullptr) {
     write_file(s.users_file, users, 0600);
     chown_to(s.users_file, s.as);
 
-    state_ = owned.release(); // from here on the destructor cleans up  // NOLINT
+    // state_ owns it now. The destructor does not run if we throw: the catch below frees it.
+    state_ = owned.release(); // NOLINT(cppcoreguidelines-owning-memory): see the header
     for (int attempt = 1;; ++attempt) {
         s.pick_ports();
         s.write_config();
@@ -326,7 +329,7 @@ void DovecotServer::start() {
                                  log_tail());
     }
     for (std::uint16_t p : s.ports()) {
-        if (p != 0 && !wait_for_port(p, 15s)) {
+        if (p != 0 && !wait_for_port(s.opts.address, p, 15s)) {
             throw std::runtime_error("dovecot did not open port " + std::to_string(p) + "\n" +
                                      log_tail());
         }
@@ -334,25 +337,36 @@ void DovecotServer::start() {
 }
 
 void DovecotServer::State::stop_master() {
-    State& s = *this;
-    const pid_t pid = s.master;
-    s.master = -1;
+    const pid_t pid = master;
+    master = -1;
     if (!pid_alive(pid)) {
         return;
     }
+    // The daemonized master leads its own process group (setsid) holding every service.
+    const bool leads_group = ::getpgid(pid) == pid;
+    auto wait_gone = [pid](std::chrono::milliseconds limit) {
+        auto deadline = Clock::now() + limit;
+        while (pid_alive(pid) && Clock::now() < deadline) {
+            std::this_thread::sleep_for(5ms);
+        }
+    };
     ::kill(pid, SIGTERM);
-    auto deadline = Clock::now() + 15s;
-    while (pid_alive(pid) && Clock::now() < deadline) {
-        std::this_thread::sleep_for(10ms);
-    }
-    if (pid_alive(pid)) {
+    // After SIGTERM the master waits for idle login processes, which linger for seconds
+    // (observed: ~6 s). Tests need no graceful exit: after a short grace, kill the group.
+    wait_gone(300ms);
+    if (leads_group) {
+        ::kill(-pid, SIGKILL);
+    } else if (pid_alive(pid)) {
         ::kill(pid, SIGKILL);
     }
-    // Login processes inherit the listeners and close them as they notice the master is gone.
-    for (std::uint16_t p : s.ports()) {
+    wait_gone(10s);
+    // A killed master leaves master.pid behind, and our init may be slow to reap it: a
+    // zombie with that pid would make the next `dovecot` start refuse ("already running").
+    ::unlink((dir->path() + "/run/master.pid").c_str());
+    for (std::uint16_t p : ports()) {
         auto until = Clock::now() + 5s;
-        while (p != 0 && wait_for_port(p, 0ms) && Clock::now() < until) {
-            std::this_thread::sleep_for(10ms);
+        while (p != 0 && wait_for_port(opts.address, p, 0ms) && Clock::now() < until) {
+            std::this_thread::sleep_for(5ms);
         }
     }
 }
@@ -363,6 +377,9 @@ void DovecotServer::stop() {
 
 bool DovecotServer::running() const {
     return pid_alive(state_->master);
+}
+const std::string& DovecotServer::address() const {
+    return state_->opts.address;
 }
 std::uint16_t DovecotServer::imap_port() const {
     return state_->imap;
@@ -421,7 +438,11 @@ void DovecotServer::add_user(const TestUser& user) {
     const std::string tmp = s.users_file + ".new";
     write_file(tmp, users, 0600);
     chown_to(tmp, s.as);
-    std::filesystem::rename(tmp, s.users_file); // Dovecot rereads on the next lookup
+    std::filesystem::rename(tmp, s.users_file);
+    // Dovecot stats the passwd-file at most once per second (per auth process), so a lookup
+    // in the second of the write may still see the old file. Wait for the next second.
+    auto now = std::chrono::system_clock::now();
+    std::this_thread::sleep_until(std::chrono::ceil<std::chrono::seconds>(now) + 20ms);
 }
 
 int DovecotServer::doveadm(const std::vector<std::string>& args, std::string* out,

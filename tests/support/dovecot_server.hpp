@@ -4,6 +4,8 @@
 // runs rootless as the `mfvmail` user (created by ./setup.sh deps), and is stopped by the
 // PID in base_dir/master.pid when the object dies. TLS listeners use a CA and a server
 // certificate (SAN: DNS:localhost, IP:127.0.0.1) made per test run with openssl.
+// Failed logins are answered at once (no auth penalty, no 0.5 s failure batching), and
+// stop() kills what is left after a short grace, so it takes well under a second.
 // Facts behind the choices: ../shared/TESTING-NOTES.md.
 #pragma once
 
@@ -17,6 +19,7 @@ namespace mft {
 struct TestUser {
     std::string name;     // full address, e.g. "anna@old.example"
     std::string password; // any bytes but NUL (stored base64-encoded in the passwd-file)
+    // (Dovecot itself refuses TAB, CR, LF and \001 in a password at login.)
 };
 
 struct DovecotOptions {
@@ -33,6 +36,9 @@ struct DovecotOptions {
     std::string auth_config;
     std::string extra_config;       // appended verbatim to dovecot.conf
     bool performance_login = false; // service imap-login { service_count = 0 }
+    // Listen address. Dovecot treats a client whose address equals the server's as
+    // "secured" (plaintext allowed); "127.0.0.2" makes loopback clients (127.0.0.1) remote.
+    std::string address = "127.0.0.1";
 };
 
 class DovecotServer {
@@ -48,6 +54,7 @@ class DovecotServer {
     void start(); // start again on the same ports and data
 
     [[nodiscard]] bool running() const;
+    [[nodiscard]] const std::string& address() const; // DovecotOptions::address
     [[nodiscard]] std::uint16_t imap_port() const;
     [[nodiscard]] std::uint16_t imaps_port() const;
     [[nodiscard]] std::uint16_t pop3_port() const;
@@ -60,7 +67,8 @@ class DovecotServer {
     [[nodiscard]] std::string mail_dir(const std::string& user) const; // user's Maildir
     [[nodiscard]] std::string log_tail(std::size_t lines = 40) const;
 
-    // Adds a user to the passwd-file (takes effect at once; Dovecot rereads it).
+    // Adds a user to the passwd-file. Dovecot rereads it at most once a second, so this
+    // returns only after the next second has begun (up to 1 s): the user works at once then.
     void add_user(const TestUser& user);
 
     // `doveadm -c CONF args…`; returns the exit code, output in *out if given.

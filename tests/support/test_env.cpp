@@ -10,6 +10,7 @@
 #include "support/test_env.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -162,13 +163,20 @@ std::uint16_t free_port() {
 }
 
 bool wait_for_port(std::uint16_t port, std::chrono::milliseconds wait) {
+    return wait_for_port("127.0.0.1", port, wait);
+}
+
+bool wait_for_port(const std::string& address, std::uint16_t port, std::chrono::milliseconds wait) {
+    sockaddr_in a = loopback(port);
+    if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) {
+        throw std::invalid_argument("wait_for_port: not an IPv4 address: " + address);
+    }
     auto deadline = Clock::now() + wait;
     for (;;) {
         Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (!s.valid()) {
             fail_errno("socket");
         }
-        sockaddr_in a = loopback(port);
         if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) { // NOLINT
             return true;
         }

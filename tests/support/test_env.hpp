@@ -30,6 +30,8 @@ std::uint16_t free_port();
 
 // True once 127.0.0.1:port accepts a connection, polling up to `wait`.
 bool wait_for_port(std::uint16_t port, std::chrono::milliseconds wait);
+// The same for another loopback address (an IPv4 literal such as "127.0.0.2").
+bool wait_for_port(const std::string& address, std::uint16_t port, std::chrono::milliseconds wait);
 
 struct RunResult {
     int exit_code = -1; // 128+signal when killed by a signal
