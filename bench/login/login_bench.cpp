@@ -7,6 +7,9 @@
 //   (c) a migrated login answered from the store (argon2id hash)
 //   (d) a migrated login with a cheap stored hash: the engine's plumbing beyond the hash
 //   (e) the hash alone (argon2id verify with the configured cost)
+//   (f) an IMAP LOGIN at a Dovecot reading its own passwd-file (the new server's floor)
+//   (g) the same at a Dovecot whose passdb is mailferry-checkpassword (migrated users)
+//   (h) the same through PAM and pam_mailferry.so
 // plus 100 concurrent first logins of distinct users. Prints a table and writes
 // bench/results/login-<date>.json. Usage: login_bench [--users N] [--out DIR]
 #include "mailferry/engine.hpp"
@@ -109,6 +112,65 @@ bool raw_imaps_login(std::uint16_t port, const std::string& ca, const std::strin
     return ok;
 }
 
+// A plain IMAP LOGIN (no TLS) at a loopback server: how the new server is reached.
+bool raw_imap_login(std::uint16_t port, const std::string& user, const std::string& pw) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = false;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+        std::string acc;
+        char buf[4096];
+        auto read_until = [&](const std::string& prefix) {
+            for (;;) {
+                auto pos = acc.find(prefix);
+                if (pos != std::string::npos && acc.find("\r\n", pos) != std::string::npos) {
+                    std::string line = acc.substr(pos);
+                    acc.clear();
+                    return line;
+                }
+                ssize_t n = ::read(fd, buf, sizeof buf);
+                if (n <= 0) {
+                    return std::string();
+                }
+                acc.append(buf, static_cast<std::size_t>(n));
+            }
+        };
+        read_until("* OK");
+        std::string cmd = "a LOGIN \"" + user + "\" \"" + pw + "\"\r\nb LOGOUT\r\n";
+        [[maybe_unused]] auto w = ::write(fd, cmd.data(), cmd.size());
+        ok = read_until("a ").rfind("a OK", 0) == 0;
+        read_until("b ");
+    }
+    ::close(fd);
+    return ok;
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+    for (auto p = text.find(from); p != std::string::npos; p = text.find(from, p + to.size())) {
+        text.replace(p, from.size(), to);
+    }
+    return text;
+}
+
+std::vector<double> time_logins(std::uint16_t port, int users, int rounds) {
+    std::vector<double> v;
+    for (int r = 0; r < rounds; ++r) {
+        for (int i = 0; i < users; ++i) {
+            auto t0 = Clock::now();
+            if (!raw_imap_login(port, "user" + std::to_string(i) + "@example.com",
+                                "pw" + std::to_string(i))) {
+                throw std::runtime_error("login of user" + std::to_string(i) + " failed on port " +
+                                         std::to_string(port));
+            }
+            v.push_back(ms_since(t0));
+        }
+    }
+    return v;
+}
+
 std::unique_ptr<mf::Engine>
 open_engine(const mft::TempDir& dir, const mft::DovecotServer& old, const std::string& tag,
             const std::string& hash = "[hash]\nscheme = \"argon2id\"\n") {
@@ -146,7 +208,7 @@ int main(int argc, char** argv) {
     mft::DovecotOptions o;
     o.label = "bench-old";
     o.performance_login = true;
-    o.imap = o.pop3 = o.pop3s = o.submission = false;
+    o.pop3 = o.pop3s = o.submission = false;
     for (int i = 0; i < users + concurrent; ++i) {
         o.users.push_back({"user" + std::to_string(i) + "@example.com", "pw" + std::to_string(i)});
     }
@@ -231,8 +293,59 @@ int main(int argc, char** argv) {
     }
     double conc_ms = ms_since(c0);
 
+    // The new server's view: an IMAP LOGIN of a migrated user at a Dovecot whose passdb is
+    // mailferry (checkpassword; PAM), against a Dovecot reading its own passwd-file (floor).
+    std::vector<double> floor_v, checkpw_v, pam_v;
+    {
+        // The login helpers run as Dovecot's auth user (mfvmail) and reach the store
+        // through the mailferry group, as in production.
+        mft::run({"/bin/chgrp", "-R", "mailferry", dir.path()});
+        mft::run({"/bin/chmod", "-R", "g+rwX", dir.path()});
+        const std::string build = MF_BINARY_DIR;
+        const std::string config = dir.file("seq.toml");
+        const int rounds = 2;
+        floor_v = time_logins(old.imap_port(), std::min(users, 100), rounds);
+
+        std::string cp = mft::read_file(std::string(MF_SOURCE_DIR) +
+                                        "/examples/dovecot/auth-mailferry-checkpassword.conf.ext");
+        cp = replace_all(cp, "/usr/local/bin/mailferry-checkpassword",
+                         build + "/external-auth/mailferry-checkpassword");
+        cp = replace_all(cp, "/etc/mailferry/mailferry.toml", config);
+        mft::DovecotOptions n;
+        n.label = "bench-new-checkpassword";
+        n.tls = false;
+        n.imaps = n.pop3 = n.pop3s = n.submission = false;
+        n.performance_login = true;
+        n.auth_config = cp;
+        n.extra_config = "service auth {\n  extra_groups = mailferry\n}\n";
+        {
+            mft::DovecotServer fresh(n);
+            checkpw_v = time_logins(fresh.imap_port(), std::min(users, 100), rounds);
+        }
+
+        const std::string service = "mailferry-bench-" + std::to_string(::getpid());
+        const std::string pam_file = "/etc/pam.d/" + service;
+        mft::write_file(pam_file, "auth required " + build +
+                                      "/plugin/pam_mailferry.so config=" + config +
+                                      "\naccount required " + build + "/plugin/pam_mailferry.so\n");
+        n.label = "bench-new-pam";
+        n.auth_config = "passdb {\n  driver = pam\n  args = " + service +
+                        "\n}\nuserdb {\n  driver = static\n  args = uid=mfvmail gid=mfvmail "
+                        "home=" +
+                        dir.path() + "/home/%d/%n\n}\n";
+        n.extra_config = "";
+        try {
+            mft::DovecotServer fresh(n);
+            pam_v = time_logins(fresh.imap_port(), std::min(users, 100), rounds);
+        } catch (...) {
+            std::remove(pam_file.c_str());
+            throw;
+        }
+        std::remove(pam_file.c_str());
+    }
+
     Stats a = stats(raw), b = stats(first), c = stats(migrated), d = stats(plumbing),
-          e = stats(hash_only);
+          e = stats(hash_only), f = stats(floor_v), g = stats(checkpw_v), h = stats(pam_v);
     fmt::print("login latency, {} users, old Dovecot IMAPS on loopback (ms)\n", users);
     fmt::print("{:<46} {:>8} {:>8} {:>8}\n", "measure", "p50", "p99", "mean");
     auto row = [](const char* name, const Stats& s) {
@@ -243,6 +356,9 @@ int main(int argc, char** argv) {
     row("(c) migrated login (argon2id)", c);
     row("(d) engine beyond the hash (migrated login)", d);
     row("(e) argon2id verify alone", e);
+    row("(f) new-server floor: Dovecot's own passwd-file", f);
+    row("(g) new server, passdb checkpassword (migrated)", g);
+    row("(h) new server, passdb PAM (migrated)", h);
     fmt::print("{:<46} {:>8.3f}\n", "(b) - (a) at p50", b.p50 - a.p50);
     fmt::print("{:<46} {:>8.3f}\n", "(b) - (a) - hash at p50", b.p50 - a.p50 - e.p50);
     fmt::print("{} concurrent first logins: {} OK, {} not OK, {:.0f} ms total\n", concurrent,
@@ -260,6 +376,9 @@ int main(int argc, char** argv) {
     j["migrated_login_argon2id"] = js(c);
     j["migrated_login_plumbing"] = js(d);
     j["argon2id_verify"] = js(e);
+    j["new_server_floor_passwd_file"] = js(f);
+    j["new_server_checkpassword"] = js(g);
+    j["new_server_pam"] = js(h);
     j["concurrent"] = {
         {"n", concurrent}, {"ok", ok.load()}, {"failed", bad.load()}, {"total_ms", conc_ms}};
     char date[32];
