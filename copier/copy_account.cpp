@@ -1,0 +1,447 @@
+// copy_account.cpp — copy_account(): one account, every folder, in order.
+//
+// 1. Log in at the source, list folders and subscriptions, STATUS every folder in one
+//    pipelined burst. If the folder list and options are what the last complete run saw
+//    and every folder's UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ is unchanged, stop: the target
+//    is not even contacted.
+// 2. Otherwise log in at the target, plan names, CREATE missing folders and SUBSCRIBE
+//    (pipelined), then sync each changed folder; a folder whose connection breaks is run
+//    again on fresh connections (bounded), the message that broke it skipped and reported.
+//
+// Must never: report an exact copy when anything was skipped; store the list digest (the
+// no-op shortcut) after a run that left anything undone.
+#include "copy_folder.hpp"
+
+#include "mailferry/log.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace mf::copy {
+
+using namespace detail;
+
+namespace {
+
+std::string options_digest(const Options& o) {
+    Hasher h;
+    for (const auto& s : o.filters.skip) {
+        h.update("skip:" + s + "\n");
+    }
+    for (const auto& [a, b] : o.filters.rename) {
+        h.update("rename:" + a + "\t" + b + "\n");
+    }
+    h.update(o.filters.subscribed_only ? "sub\n" : "all\n");
+    h.update("after:" + (o.filters.after ? std::to_string(*o.filters.after) : "-") + "\n");
+    h.update("before:" + (o.filters.before ? std::to_string(*o.filters.before) : "-") + "\n");
+    h.update(o.sanitize_names ? "sanitize\n" : "raw\n");
+    h.update(o.map_special_use ? "special\n" : "plain\n");
+    return hex(h.finish());
+}
+
+// STATUS for every folder we copy, pipelined; result by source wire name.
+Result<std::map<std::string, BoxStatus>> status_all(imap::Client& c,
+                                                    const std::vector<FolderPlan>& plans) {
+    const bool condstore = c.caps().has("CONDSTORE");
+    std::map<std::string, BoxStatus> out;
+    std::size_t open = 0;
+    for (const auto& p : plans) {
+        if (!p.copy) {
+            continue;
+        }
+        auto q = imap::quote(p.src.wire);
+        if (!q) {
+            continue;
+        }
+        c.command("STATUS " + *q +
+                  (condstore ? " (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)"
+                             : " (UIDVALIDITY UIDNEXT MESSAGES)"));
+        ++open;
+    }
+    while (open > 0) {
+        auto r = c.read();
+        if (!r) {
+            return r.error();
+        }
+        if (r->type == imap::Response::Type::tagged) {
+            --open; // a NO just leaves the folder without a status: it gets a full sync
+            continue;
+        }
+        if (r->keyword != "STATUS" || r->data.size() < 2 || !r->data[0].is_string_like() ||
+            r->data[1].kind != imap::Value::Kind::list) {
+            continue;
+        }
+        std::string wire = r->data[0].str;
+        if (imap::upper(wire) == "INBOX") {
+            wire = "INBOX";
+        }
+        BoxStatus st;
+        const auto& l = r->data[1].list;
+        for (std::size_t i = 0; i + 1 < l.size(); i += 2) {
+            if (l[i].is_atom("UIDVALIDITY")) {
+                st.uidvalidity = static_cast<std::uint32_t>(l[i + 1].num);
+            } else if (l[i].is_atom("UIDNEXT")) {
+                st.uidnext = static_cast<std::uint32_t>(l[i + 1].num);
+            } else if (l[i].is_atom("MESSAGES")) {
+                st.messages = static_cast<std::uint32_t>(l[i + 1].num);
+            } else if (l[i].is_atom("HIGHESTMODSEQ")) {
+                st.modseq = l[i + 1].num;
+            }
+        }
+        out[wire] = st;
+    }
+    return out;
+}
+
+bool unchanged(const FolderRow& row, const BoxStatus& st) {
+    return row.complete && row.src_uidvalidity != 0 && st.modseq != 0 &&
+           row.src_uidvalidity == st.uidvalidity && row.src_uidnext == st.uidnext &&
+           row.src_modseq == st.modseq;
+}
+
+// One folder, with reconnects: a broken connection gets fresh ones and the folder runs
+// again (progress is kept in the state file); three failures in a row without progress
+// end it. Returns an Error only for what stops the whole account.
+Result<void> run_folder(CopyContext& ctx, const FolderPlan& p, std::int64_t account,
+                        bool& complete) {
+    auto row = ctx.state.folder(account, p.src.wire, p.dst_wire);
+    if (!row) {
+        return row.error();
+    }
+    Summary& sum = ctx.summary;
+    int tries = 0;
+    for (;;) {
+        std::size_t before = sum.messages_copied + sum.skipped.size();
+        FolderSync fs(ctx, p, *row);
+        auto r = fs.run();
+        if (r) {
+            break;
+        }
+        ctx.state.rollback();
+        const Error& e = r.error();
+        log::warning("copy: folder " + sanitize_reply(p.name, 100) + ": " + e.message());
+        ctx.drop_src();
+        ctx.drop_dst();
+        if (ctx.canceled()) {
+            return e;
+        }
+        if (e.scope == Scope::account || e.scope == Scope::config || e.scope == Scope::internal) {
+            return e; // login refused, state file trouble: nothing more to do here
+        }
+        if (e.scope == Scope::folder && e.retry == Retry::never) {
+            sum.skipped.push_back(Skipped{p.name, 0, 0, e.message()});
+            complete = false;
+            return {};
+        }
+        bool progress_made = sum.messages_copied + sum.skipped.size() > before;
+        tries = progress_made ? 0 : tries + 1;
+        if (tries >= 3) {
+            if (e.scope == Scope::folder) {
+                sum.skipped.push_back(Skipped{p.name, 0, 0, e.message()});
+                complete = false;
+                return {};
+            }
+            return e; // the server keeps failing: temporary, try the account later
+        }
+    }
+    if (!row->complete) {
+        complete = false;
+    }
+    return {};
+}
+
+void merge(Summary& into, Summary&& from) {
+    into.messages_copied += from.messages_copied;
+    into.bytes_copied += from.bytes_copied;
+    into.messages_flag_updates += from.messages_flag_updates;
+    into.messages_filtered += from.messages_filtered;
+    into.messages_recovered += from.messages_recovered;
+    for (auto& s : from.skipped) {
+        into.skipped.push_back(std::move(s));
+    }
+    for (auto& n : from.notes) {
+        into.notes.push_back(std::move(n));
+    }
+}
+
+} // namespace
+
+Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Options& opts,
+                             const ProgressFn& progress, const std::atomic<bool>* cancel) {
+    Summary sum;
+    if (opts.state_path.empty()) {
+        return make_error("copy " + from.label(), "no state file given", Scope::config,
+                          Retry::never);
+    }
+    auto state = State::open(opts.state_path);
+    if (!state) {
+        return state.error();
+    }
+    auto acct = (*state)->account(from.label(), to.label());
+    if (!acct) {
+        return acct.error();
+    }
+    SharedProgress shared;
+    shared.fn = &progress;
+    CopyContext ctx(from, to, opts, **state, sum, shared, cancel);
+    if (auto r = ctx.ensure_src(); !r) {
+        return r.error();
+    }
+    auto src_list = list_mailboxes(*ctx.src);
+    if (!src_list) {
+        return src_list.error();
+    }
+    const std::string list_digest = src_list->digest + "/" + options_digest(opts);
+    auto rows = ctx.state.folders(acct->id);
+    if (!rows) {
+        return rows.error();
+    }
+
+    // Quick check with what we knew last time.
+    std::vector<std::string> scratch;
+    auto quick_plans = plan_folders(*src_list, nullptr, acct->dst_delim, opts, scratch);
+    auto status = status_all(*ctx.src, quick_plans);
+    if (!status) {
+        return status.error();
+    }
+    auto is_unchanged = [&](const FolderPlan& p) {
+        auto rit = rows->find(p.src.wire);
+        auto sit = status->find(p.src.wire);
+        return rit != rows->end() && sit != status->end() && rit->second.dst_name == p.dst_wire &&
+               unchanged(rit->second, sit->second);
+    };
+    if (acct->list_digest == list_digest && acct->dst_delim != '\0') {
+        bool all = true;
+        for (const auto& p : quick_plans) {
+            if (p.copy && !is_unchanged(p)) {
+                all = false;
+                break;
+            }
+        }
+        if (all) {
+            for (const auto& p : quick_plans) {
+                sum.folders += 1;
+                sum.folders_unchanged += p.copy ? 1 : 0;
+            }
+            (void)ctx.src->logout();
+            return sum;
+        }
+    }
+
+    if (auto r = ctx.ensure_dst(); !r) {
+        return r.error();
+    }
+    auto dst_list = list_mailboxes(*ctx.dst);
+    if (!dst_list) {
+        return dst_list.error();
+    }
+    auto plans = plan_folders(*src_list, &*dst_list, dst_list->delim, opts, sum.notes);
+    sum.folders = plans.size();
+    shared.p.folders_total = static_cast<std::size_t>(
+        std::count_if(plans.begin(), plans.end(), [](const FolderPlan& p) { return p.copy; }));
+
+    // Create what is missing, parents before children (plans are sorted by name).
+    {
+        std::map<std::string, FolderPlan*> tags;
+        for (auto& p : plans) {
+            if (p.copy && !p.dst_exists) {
+                tags[ctx.dst->command("CREATE " + *imap::quote(p.dst_wire))] = &p;
+            }
+        }
+        std::size_t open = tags.size();
+        while (open > 0) {
+            auto r = ctx.dst->read();
+            if (!r) {
+                return r.error();
+            }
+            if (r->type != imap::Response::Type::tagged) {
+                continue;
+            }
+            auto it = tags.find(r->tag);
+            if (it == tags.end()) {
+                return make_error("create folders at " + ctx.dst->peer(), "unexpected tag",
+                                  Scope::server, Retry::later);
+            }
+            --open;
+            if (r->keyword == "OK" || r->code == "ALREADYEXISTS") {
+                it->second->dst_exists = true;
+                sum.folders_created += r->keyword == "OK" ? 1 : 0;
+                continue;
+            }
+            it->second->copy = false;
+            sum.skipped.push_back(Skipped{it->second->name, 0, 0,
+                                          "target refused to create \"" +
+                                              sanitize_reply(it->second->dst_utf8) +
+                                              "\": " + r->summary()});
+        }
+    }
+    // Subscriptions (a subscription to a folder that exists nowhere cannot be copied to
+    // a server that only subscribes existing folders; it is noted, not an error).
+    {
+        std::map<std::string, FolderPlan*> tags;
+        for (auto& p : plans) {
+            if (p.src.subscribed && !p.dst_subscribed && !p.dst_wire.empty() &&
+                (p.dst_exists || p.src.listed)) {
+                tags[ctx.dst->command("SUBSCRIBE " + *imap::quote(p.dst_wire))] = &p;
+            }
+        }
+        std::size_t open = tags.size();
+        while (open > 0) {
+            auto r = ctx.dst->read();
+            if (!r) {
+                return r.error();
+            }
+            if (r->type != imap::Response::Type::tagged) {
+                continue;
+            }
+            --open;
+            auto it = tags.find(r->tag);
+            if (it == tags.end()) {
+                continue;
+            }
+            if (r->keyword == "OK") {
+                ++sum.subscriptions_added;
+            } else {
+                sum.notes.push_back("subscription to \"" + sanitize_reply(it->second->name) +
+                                    "\" not copied: " + r->summary());
+            }
+        }
+    }
+
+    // Folders with nothing to do are settled here in one transaction: unchanged ones, and
+    // empty ones that have nothing open (their status is all we need to remember).
+    bool complete = true;
+    std::vector<const FolderPlan*> work;
+    {
+        if (auto b = ctx.state.begin(); !b) {
+            return b.error();
+        }
+        for (const auto& p : plans) {
+            if (!p.copy) {
+                continue;
+            }
+            if (is_unchanged(p)) {
+                ++sum.folders_unchanged;
+                ++shared.p.folders_done;
+                continue;
+            }
+            auto sit = status->find(p.src.wire);
+            auto rit = rows->find(p.src.wire);
+            bool empty_and_new =
+                sit != status->end() && sit->second.messages == 0 && sit->second.uidvalidity != 0 &&
+                (rit == rows->end() || (rit->second.complete && rit->second.sweep_floor == 0 &&
+                                        rit->second.dst_name == p.dst_wire));
+            if (!empty_and_new) {
+                work.push_back(&p);
+                continue;
+            }
+            auto row = ctx.state.folder(acct->id, p.src.wire, p.dst_wire);
+            if (!row) {
+                ctx.state.rollback();
+                return row.error();
+            }
+            row->src_uidvalidity = sit->second.uidvalidity;
+            row->src_uidnext = sit->second.uidnext;
+            row->src_modseq = sit->second.modseq;
+            row->complete = true;
+            if (auto u = ctx.state.update_folder(*row); !u) {
+                ctx.state.rollback();
+                return u.error();
+            }
+            ++shared.p.folders_done;
+        }
+        if (auto c = ctx.state.commit(); !c) {
+            return c.error();
+        }
+    }
+    // Biggest folders first, so parallel workers finish together.
+    std::stable_sort(work.begin(), work.end(), [&](const FolderPlan* a, const FolderPlan* b) {
+        auto sa = status->find(a->src.wire);
+        auto sb = status->find(b->src.wire);
+        std::uint32_t na = sa != status->end() ? sa->second.messages : UINT32_MAX;
+        std::uint32_t nb = sb != status->end() ? sb->second.messages : UINT32_MAX;
+        return na > nb;
+    });
+
+    std::mutex queue_mu;
+    std::size_t next = 0;
+    std::atomic<bool> stop{false};
+    ctx.stop = &stop;
+    auto take = [&]() -> const FolderPlan* {
+        std::lock_guard lock(queue_mu);
+        return next < work.size() ? work[next++] : nullptr;
+    };
+    // Each worker: its own connections and state handle; the first fatal error stops all.
+    auto worker = [&](CopyContext& wc, std::optional<Error>& fatal, bool& wcomplete) {
+        while (!wc.canceled()) {
+            const FolderPlan* p = take();
+            if (p == nullptr) {
+                break;
+            }
+            auto r = run_folder(wc, *p, acct->id, wcomplete);
+            if (!r) {
+                fatal = r.error();
+                stop = true;
+                break;
+            }
+            wc.add_done(0, 0, &p->name, 1);
+        }
+    };
+
+    const std::size_t n_workers = std::max<std::size_t>(1, std::min(opts.connections, work.size()));
+    struct Worker {
+        std::unique_ptr<State> state;
+        Summary sum;
+        std::unique_ptr<CopyContext> ctx;
+        std::optional<Error> fatal;
+        bool complete = true;
+    };
+    std::vector<Worker> extra(n_workers - 1);
+    std::vector<std::thread> threads;
+    for (auto& w : extra) {
+        auto st = State::open(opts.state_path);
+        if (!st) {
+            return st.error();
+        }
+        w.state = std::move(*st);
+        w.ctx = std::make_unique<CopyContext>(from, to, opts, *w.state, w.sum, shared, cancel);
+        w.ctx->stop = &stop;
+    }
+    for (auto& w : extra) {
+        threads.emplace_back([&worker, &w] { worker(*w.ctx, w.fatal, w.complete); });
+    }
+    std::optional<Error> fatal;
+    worker(ctx, fatal, complete);
+    for (auto& t : threads) {
+        t.join();
+    }
+    for (auto& w : extra) {
+        merge(sum, std::move(w.sum));
+        complete = complete && w.complete;
+        if (!fatal && w.fatal) {
+            fatal = w.fatal;
+        }
+    }
+    if (fatal) {
+        return *fatal;
+    }
+    if (cancel != nullptr && cancel->load()) {
+        return make_error("copy " + from.label(), "canceled", Scope::account, Retry::later);
+    }
+    if (complete && sum.skipped.empty()) {
+        if (auto r = ctx.state.set_account_list(acct->id, list_digest, dst_list->delim); !r) {
+            return r.error();
+        }
+    }
+    if (ctx.src) {
+        (void)ctx.src->logout();
+    }
+    if (ctx.dst) {
+        (void)ctx.dst->logout();
+    }
+    return sum;
+}
+
+} // namespace mf::copy

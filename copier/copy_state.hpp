@@ -1,0 +1,125 @@
+// copy_state.hpp — the copier's memory in SQLite: accounts, folders, and per message the
+// source UID → target UID map with size, SHA-256, the flags last carried over, and open
+// append intents.
+//
+// Tables (all prefixed copy_, so they can share a file with the engine's store):
+//   copy_account(id, src, dst, list_digest, dst_delim)
+//   copy_folder(id, account, src_name, dst_name, src_uidvalidity, src_uidnext, src_modseq,
+//               dst_uidvalidity, complete, sweep_floor, sweep_until)
+//   copy_message(folder, src_uid, dst_uid, size, digest, flags, dst_floor, state)
+// state 0 = intent (APPEND may or may not have happened), 1 = done (dst_uid known),
+// 2 = appended, target UID unknown (server without UIDPLUS).
+//
+// The file is WAL with synchronous=FULL: an intent that was committed survives a power
+// cut, which is what makes "never duplicate" hold. Writes are batched by the caller
+// with begin()/commit().
+// Must never: store a password or message contents. Errors name the file and statement.
+#pragma once
+
+#include "mailferry/error.hpp"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace mf::copy {
+
+using Digest = std::array<unsigned char, 32>;
+
+struct FolderRow {
+    std::int64_t id = 0;
+    std::string src_name; // source wire name
+    std::string dst_name; // target wire name
+    std::uint32_t src_uidvalidity = 0;
+    std::uint32_t src_uidnext = 0;
+    std::uint64_t src_modseq = 0;
+    std::uint32_t dst_uidvalidity = 0;
+    bool complete = false;
+    // Intents of a killed run that were not found on the target and were appended again:
+    // a late save of the old APPEND may still show up at or above this UID until
+    // sweep_until (unix time); such a twin is removed (see FolderSync::sweep).
+    std::uint32_t sweep_floor = 0;
+    std::int64_t sweep_until = 0;
+};
+
+struct MessageRow {
+    std::uint32_t src_uid = 0;
+    std::uint32_t dst_uid = 0; // 0: unknown
+    std::uint64_t size = 0;
+    std::optional<Digest> digest;
+    std::string flags; // space-separated, sorted: what the target was last given
+    std::uint32_t dst_floor = 0;
+    int state = 0; // 0 intent, 1 done, 2 appended (UID unknown)
+};
+
+struct AccountRow {
+    std::int64_t id = 0;
+    std::string list_digest;
+    char dst_delim = '\0';
+};
+
+class State {
+  public:
+    ~State();
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+
+    static Result<std::unique_ptr<State>> open(const std::string& path);
+
+    Result<AccountRow> account(const std::string& src, const std::string& dst);
+    Result<void> set_account_list(std::int64_t account, const std::string& digest, char delim);
+
+    Result<std::map<std::string, FolderRow>> folders(std::int64_t account); // by src_name
+    // Inserts or returns the folder row; a changed dst_name drops the folder's messages.
+    Result<FolderRow> folder(std::int64_t account, const std::string& src_name,
+                             const std::string& dst_name);
+    Result<void> update_folder(const FolderRow& f);
+
+    Result<std::map<std::uint32_t, MessageRow>> messages(std::int64_t folder);
+    Result<void> put_message(std::int64_t folder, const MessageRow& m);
+    Result<void> set_flags(std::int64_t folder, std::uint32_t src_uid, const std::string& flags);
+    Result<void> drop_message(std::int64_t folder, std::uint32_t src_uid);
+    Result<void> drop_messages(std::int64_t folder);
+
+    Result<void> begin();
+    Result<void> commit();
+    void rollback();
+
+    [[nodiscard]] const std::string& path() const { return path_; }
+
+  private:
+    State() = default;
+    Result<void> exec(const char* sql);
+    Result<sqlite3_stmt*> prepare(const char* sql);
+    Error db_error(const std::string& what) const;
+
+    sqlite3* db_ = nullptr;
+    std::string path_;
+    std::map<const char*, sqlite3_stmt*> stmts_;
+    bool in_tx_ = false;
+};
+
+// SHA-256 while streaming.
+class Hasher {
+  public:
+    Hasher();
+    ~Hasher();
+    Hasher(const Hasher&) = delete;
+    Hasher& operator=(const Hasher&) = delete;
+    void update(std::string_view data);
+    Digest finish(); // resets for the next message
+
+  private:
+    void* ctx_; // EVP_MD_CTX*
+};
+
+std::string hex(const Digest& d);
+
+} // namespace mf::copy

@@ -1,0 +1,146 @@
+// copier.hpp — copy one mail account from an IMAP server to another, exactly, and
+// incrementally; verify a copy. The library behind `mailferry-copy`, linked by the worker.
+//
+// copy_account() copies every folder (creating it on the target, names translated between
+// hierarchy delimiters and modified UTF-7), the subscriptions, and every message byte for
+// byte with its flags, keywords and INTERNALDATE. What was copied is remembered in a
+// SQLite file (tables copy_*, WAL): a re-run copies only new messages, carries flag changes
+// made on the source since the last run, and with CONDSTORE checks an unchanged account in
+// one pipelined round trip without touching the target. The intent to append a message is
+// committed before its APPEND is sent, so a run killed at any moment is resolved on the
+// next run by asking the target (APPENDUID, else size + SHA-256 of candidates): nothing is
+// lost, nothing duplicated, and nothing is ever added to a message.
+//
+// Threading: one call runs on the calling thread with its own connections; calls for
+// different accounts may run in parallel threads if they use different state files (or
+// the same file: SQLite serializes writers, each call waits out a busy database).
+// Blocking: every network operation has the endpoint's timeout as its deadline.
+// Must never: write a password anywhere, add a header to a message, append a message
+// whose earlier append may have succeeded without first asking the target.
+// Errors: Result<Summary> fails only for what stops the whole account (cannot connect,
+// login refused, state unusable) — Retry::later when trying again can help. Problems
+// with single messages or folders are listed in Summary::skipped / folder_errors and the
+// copy continues.
+#pragma once
+
+#include "mailferry/config.hpp"
+#include "mailferry/error.hpp"
+#include "mailferry/secret.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mf::copy {
+
+struct Endpoint {
+    std::string host;
+    std::uint16_t port = 993;
+    TlsMode tls = TlsMode::implicit;
+    std::string ca_file;     // PEM bundle to trust; empty: the system store
+    bool verify_cert = true; // chain + host name/IP; only an admin turns this off
+    std::string user;        // whose mailbox
+    std::string auth_user;   // non-empty: authenticate as this master user for `user`
+    Secret password;         // of auth_user when set, else of user
+    std::chrono::milliseconds timeout{60000};
+
+    // "user@host:port" for logs and state keys (never a secret).
+    [[nodiscard]] std::string label() const;
+};
+
+struct Filters {
+    // Folder names are UTF-8 with '/' between levels, whatever the server's delimiter.
+    std::vector<std::string> skip;             // fnmatch patterns ("Trash", "Archive/*")
+    std::map<std::string, std::string> rename; // source folder (and its subtree) → target
+    bool subscribed_only = false;
+    std::optional<std::int64_t> after;  // copy messages with INTERNALDATE >= after (unix s)
+    std::optional<std::int64_t> before; // … and < before
+};
+
+struct Options {
+    std::string state_path; // SQLite file, created 0600 if missing
+    Filters filters;
+    bool sanitize_names = true;  // make names the target refuses acceptable (see docs)
+    bool map_special_use = true; // \Sent etc. go to the target's folder with that use
+    std::size_t window = 64;     // APPENDs in flight on the target connection
+    std::size_t batch = 100;     // messages per FETCH command
+    std::uint64_t max_message_size = 1ull << 30;
+    std::size_t chunk = 64 * 1024; // bytes moved per read/write while streaming a body
+    // Messages per APPEND when the target offers MULTIAPPEND (1: one per APPEND).
+    std::size_t group = 32;
+    // Folders copied in parallel, each on its own pair of connections.
+    std::size_t connections = 4;
+    // Connections to one server (host:port) this process keeps open at most, across all
+    // accounts being copied at once; a worker waits for a free slot (up to the timeout).
+    std::size_t max_connections_per_server = 8;
+};
+
+struct Progress {
+    std::size_t folders_total = 0;
+    std::size_t folders_done = 0;
+    std::uint64_t messages_total = 0; // to copy in this run (known folder by folder)
+    std::uint64_t messages_done = 0;
+    std::uint64_t bytes_total = 0;
+    std::uint64_t bytes_done = 0;
+    std::string folder; // current folder (UTF-8)
+};
+using ProgressFn = std::function<void(const Progress&)>;
+
+struct Skipped {
+    std::string folder;    // UTF-8 source name
+    std::uint32_t uid = 0; // source UID; 0 for a whole folder
+    std::uint64_t size = 0;
+    std::string reason;
+};
+
+struct Summary {
+    std::size_t folders = 0;           // source folders considered
+    std::size_t folders_created = 0;   // on the target
+    std::size_t folders_unchanged = 0; // skipped by the quick check
+    std::size_t subscriptions_added = 0;
+    std::uint64_t messages_copied = 0;
+    std::uint64_t bytes_copied = 0;
+    std::uint64_t messages_flag_updates = 0;
+    std::uint64_t messages_filtered = 0;  // outside the date filters (not an error)
+    std::uint64_t messages_recovered = 0; // open intents resolved from the target's content
+    std::vector<Skipped> skipped;         // messages or folders not copied, and why
+    std::vector<std::string> notes;       // renamed folders, dropped keywords, lost dates
+
+    [[nodiscard]] bool exact() const { return skipped.empty(); }
+};
+
+// Copies `from` into `to`. `cancel` (may be null) is polled between messages; a canceled
+// copy ends cleanly with an Error (Retry::later) and is resumed by the next call.
+Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Options& opts,
+                             const ProgressFn& progress = {},
+                             const std::atomic<bool>* cancel = nullptr);
+
+struct VerifyMismatch {
+    std::string folder;
+    std::uint32_t src_uid = 0; // 0: message only on the target
+    std::uint32_t dst_uid = 0; // 0: message missing on the target
+    std::string what;          // "missing", "size", "sha256", "flags", "date", "extra"
+};
+
+struct VerifyReport {
+    std::size_t folders = 0;
+    std::uint64_t messages_compared = 0;
+    std::uint64_t bytes_compared = 0;
+    std::uint64_t extra_on_target = 0;      // not from the source (not a failure)
+    std::vector<VerifyMismatch> mismatches; // "extra" entries are listed here too
+    [[nodiscard]] bool ok() const;          // no mismatch other than "extra"
+    [[nodiscard]] std::string to_json() const;
+};
+
+// Compares every message of every copied folder by size, SHA-256 of its bytes, flags and
+// INTERNALDATE, using the state file's UID map (same Options as the copy).
+Result<VerifyReport> verify_account(const Endpoint& from, const Endpoint& to, const Options& opts,
+                                    const ProgressFn& progress = {},
+                                    const std::atomic<bool>* cancel = nullptr);
+
+} // namespace mf::copy

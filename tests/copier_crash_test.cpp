@@ -1,0 +1,150 @@
+// copier_crash_test.cpp — kill -9 mailferry-copy at random moments, then finish the copy:
+// the target must equal the source, nothing lost, nothing duplicated.
+//
+// The program runs as a child process against two real Dovecots; it is killed with
+// SIGKILL at least 20 times at random delays (the seed is printed, so a failure can be
+// replayed with MF_CRASH_SEED), each time leaving whatever it had in flight: committed
+// intents, APPENDs sent and maybe saved, half-sent literals. A final run must then finish
+// with exit 0, and the account read back over IMAP must match the source exactly.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "copier_util.hpp"
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
+#include <random>
+#include <sys/wait.h>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+        }
+        std::vector<char*> args;
+        for (const auto& a : argv) {
+            args.push_back(const_cast<char*>(a.c_str())); // NOLINT: execv's signature
+        }
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
+} // namespace
+
+constexpr int kMessages = 5000;
+
+TEST_CASE("killed at 20+ random points, the copy resumes without loss or duplicates") {
+    const std::string su = "crash@old.example";
+    const std::string du = "crash@new.example";
+    mft::DovecotOptions so;
+    so.label = "crash-src";
+    so.users = {{su, "src-pw"}};
+    so.tls = so.imaps = so.pop3 = so.pop3s = so.submission = false;
+    so.extra_config = cu::source_config();
+    mft::DovecotOptions dopt = so;
+    dopt.label = "crash-dst";
+    dopt.users = {{du, "dst-pw"}};
+    dopt.extra_config = cu::target_config();
+    mft::DovecotServer src(so);
+    mft::DovecotServer dst(dopt);
+
+    unsigned seed = static_cast<unsigned>(std::random_device{}());
+    if (const char* s = std::getenv("MF_CRASH_SEED")) {
+        seed = static_cast<unsigned>(std::strtoul(s, nullptr, 10));
+    }
+    MESSAGE("MF_CRASH_SEED=" << seed);
+    std::mt19937 rng(seed);
+
+    const char* folders[] = {"", "Sent", "Archive.2023", "Lists.dev"};
+    cu::write_keywords(src, su, "", {"$Forwarded", "project-x"});
+    std::uniform_int_distribution<int> size(400, 16000);
+    for (int i = 0; i < kMessages; ++i) {
+        const char* f = folders[i % 4];
+        std::size_t n = i % 397 == 0 ? 300000 : static_cast<std::size_t>(size(rng));
+        std::string flags = i % 3 == 0 ? "S" : (i % 5 == 0 ? "FS" : "");
+        if (f[0] == '\0' && i % 7 == 0) {
+            flags += "ab";
+        }
+        cu::put(src, su, f, cu::mail("m" + std::to_string(i), n, static_cast<char>('a' + i % 26)),
+                flags);
+    }
+    REQUIRE(src.doveadm({"mailbox", "subscribe", "-u", su, "Sent"}) == 0);
+
+    mft::TempDir tmp("copier-crash");
+    mft::write_file(tmp.file("src.pw"), "src-pw\n", 0600);
+    mft::write_file(tmp.file("dst.pw"), "dst-pw\n", 0600);
+    const std::vector<std::string> argv = {
+        mft::program_path("copier", "mailferry-copy"),
+        "--from",
+        "imap+plain://" + su + "@127.0.0.1:" + std::to_string(src.imap_port()),
+        "--from-password-file",
+        tmp.file("src.pw"),
+        "--to",
+        "imap+plain://" + du + "@127.0.0.1:" + std::to_string(dst.imap_port()),
+        "--to-password-file",
+        tmp.file("dst.pw"),
+        "--state",
+        tmp.file("state.db"),
+        "--quiet"};
+
+    // Delays from "still starting up" to "deep in a folder": a run needs a few hundred
+    // milliseconds to log in, list and resolve what the last one left open.
+    std::uniform_int_distribution<int> delay_ms(5, 1500);
+    int kills = 0;
+    while (kills < 20) {
+        pid_t pid = spawn(argv, tmp.file("runs.log"));
+        REQUIRE(pid > 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+            // Finished before we struck: then the corpus was too small for this machine.
+            INFO(mft::read_file(tmp.file("runs.log")));
+            CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+            break;
+        }
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        ++kills;
+    }
+    MESSAGE("killed " << kills << " times");
+    REQUIRE(kills >= 20);
+    // The kills must have struck mid-copy, or this test proves nothing.
+    std::string status;
+    REQUIRE(dst.doveadm({"mailbox", "status", "-u", du, "messages", "*"}, &status) == 0);
+    long before = 0;
+    for (std::size_t p = status.find("messages="); p != std::string::npos;
+         p = status.find("messages=", p + 1)) {
+        before += std::strtol(status.c_str() + p + 9, nullptr, 10);
+    }
+    MESSAGE(before << " of " << kMessages << " messages on the target before the final run");
+    CHECK(before > 0);
+    CHECK(before < kMessages);
+
+    auto fin = mft::run(argv, {}, 300s);
+    INFO(fin.err);
+    REQUIRE(fin.exit_code == 0);
+
+    auto s = cu::snapshot(src.imap_port(), su, "src-pw");
+    auto d = cu::snapshot(dst.imap_port(), du, "dst-pw");
+    CHECK(cu::total(s) == kMessages);
+    CHECK(cu::total(d) == cu::total(s)); // no duplicates, nothing lost
+    CHECK(cu::compare(s, d) == "");
+
+    // And one more run changes nothing.
+    auto again = mft::run(argv, {}, 120s);
+    CHECK(again.exit_code == 0);
+    CHECK(cu::total(cu::snapshot(dst.imap_port(), du, "dst-pw")) == kMessages);
+}
