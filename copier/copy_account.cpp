@@ -375,6 +375,18 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
     };
     // Each worker: its own connections and state handle; the first fatal error stops all.
     auto worker = [&](CopyContext& wc, std::optional<Error>& fatal, bool& wcomplete) {
+        if (&wc != &ctx) {
+            // A helper worker is only worth having with its own connections; if the
+            // server's connection budget (shared with other accounts) has no room, or the
+            // login fails, it leaves the folders to the others instead of failing them.
+            auto s = wc.ensure_src();
+            auto d = s ? wc.ensure_dst() : Result<void>(s.error());
+            if (!s || !d) {
+                log::debug("copy: parallel worker not started: " +
+                           (!s ? s.error() : d.error()).message());
+                return;
+            }
+        }
         while (!wc.canceled()) {
             const FolderPlan* p = take();
             if (p == nullptr) {
@@ -390,7 +402,8 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
         }
     };
 
-    const std::size_t n_workers = std::max<std::size_t>(1, std::min(opts.connections, work.size()));
+    const std::size_t n_workers = std::max<std::size_t>(
+        1, std::min({opts.connections, work.size(), opts.max_connections_per_server}));
     struct Worker {
         std::unique_ptr<State> state;
         Summary sum;
@@ -408,6 +421,7 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
         w.state = std::move(*st);
         w.ctx = std::make_unique<CopyContext>(from, to, opts, *w.state, w.sum, shared, cancel);
         w.ctx->stop = &stop;
+        w.ctx->slot_wait = std::chrono::seconds(2);
     }
     for (auto& w : extra) {
         threads.emplace_back([&worker, &w] { worker(*w.ctx, w.fatal, w.complete); });

@@ -61,10 +61,11 @@ Result<std::shared_ptr<void>> acquire_slot(const std::string& key, std::size_t l
 
 } // namespace
 
-Result<std::unique_ptr<imap::Client>> open_session(const Endpoint& ep, const Options& opts,
-                                                   const std::string& role) {
+Result<std::unique_ptr<imap::Client>>
+open_session(const Endpoint& ep, const Options& opts, const std::string& role,
+             std::optional<std::chrono::milliseconds> slot_wait) {
     auto slot = acquire_slot(ep.host + ":" + std::to_string(ep.port),
-                             opts.max_connections_per_server, ep.timeout);
+                             opts.max_connections_per_server, slot_wait.value_or(ep.timeout));
     if (!slot) {
         Error e = slot.error();
         e.what = role + ": " + e.what;

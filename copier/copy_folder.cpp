@@ -6,8 +6,11 @@
 // and what is new); resolve open intents and lost maps by content (size, then SHA-256);
 // carry flag changes; then stream new messages: UID FETCH batches on the source (two in
 // flight), each body literal piped chunk by chunk into an APPEND on the target (LITERAL+
-// when offered, up to `window` APPENDs in flight), intents committed per batch before
-// its FETCH is sent, results committed as APPENDUIDs arrive.
+// when offered; up to `group` messages per MULTIAPPEND command, one target transaction,
+// a refused group retried message by message; up to `window` messages in flight),
+// intents committed per batch before its FETCH is sent, results committed as APPENDUIDs
+// arrive. After a killed run, intents are resolved only once the target has settled, and
+// a late-saved twin of an APPEND we had to repeat is removed by sweep().
 //
 // Must never: append without a committed intent, finish an APPEND whose source literal
 // broke off (the caller drops the target connection, which aborts it), or map a source
@@ -27,7 +30,7 @@ Result<void> CopyContext::ensure_src() {
     if (src) {
         return {};
     }
-    auto c = open_session(from, opts, "source");
+    auto c = open_session(from, opts, "source", slot_wait);
     if (!c) {
         return c.error();
     }
@@ -39,7 +42,7 @@ Result<void> CopyContext::ensure_dst() {
     if (dst) {
         return {};
     }
-    auto c = open_session(to, opts, "target");
+    auto c = open_session(to, opts, "target", slot_wait);
     if (!c) {
         return c.error();
     }

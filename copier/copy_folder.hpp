@@ -16,6 +16,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -37,6 +38,8 @@ struct CopyContext {
     SharedProgress& progress;
     const std::atomic<bool>* cancel;
     std::atomic<bool>* stop = nullptr; // set by a sibling worker that hit a fatal error
+    // How long to wait for a free per-server connection slot (default: the timeout).
+    std::optional<std::chrono::milliseconds> slot_wait;
 
     std::unique_ptr<imap::Client> src;
     std::unique_ptr<imap::Client> dst;

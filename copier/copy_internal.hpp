@@ -56,8 +56,9 @@ std::vector<FolderPlan> plan_folders(const Listing& src, const Listing* dst, cha
                                      const Options& opts, std::vector<std::string>& notes);
 
 // A logged-in session for an endpoint.
-Result<std::unique_ptr<imap::Client>> open_session(const Endpoint& ep, const Options& opts,
-                                                   const std::string& role);
+Result<std::unique_ptr<imap::Client>>
+open_session(const Endpoint& ep, const Options& opts, const std::string& role,
+             std::optional<std::chrono::milliseconds> slot_wait = std::nullopt);
 
 // "dd-Mon-yyyy hh:mm:ss +zzzz" → seconds since the epoch; nullopt if malformed.
 std::optional<std::int64_t> parse_internaldate(std::string_view s);

@@ -348,6 +348,7 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
     bool no_special_use = false;
     std::size_t window = 64;
     std::size_t connections = 4;
+    std::size_t group = 32;
     std::size_t max_per_server = 8;
     std::size_t batch = 100;
     std::uint64_t max_size = 1ull << 30;
@@ -384,6 +385,9 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
     app.add_flag("--no-special-use", no_special_use,
                  "do not map \\Sent, \\Trash … onto the target's folders with that use");
     app.add_option("--window", window, "APPENDs in flight")->check(CLI::Range(1, 1024));
+    app.add_option("--multiappend", group,
+                   "messages per APPEND when the target offers MULTIAPPEND (1: never group)")
+        ->check(CLI::Range(1, 1000));
     app.add_option("--connections", connections,
                    "folders copied in parallel (each on its own pair of connections)")
         ->check(CLI::Range(1, 64));
@@ -450,6 +454,7 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
         opts.map_special_use = !no_special_use;
         opts.window = window;
         opts.connections = connections;
+        opts.group = group;
         opts.max_connections_per_server = max_per_server;
         opts.batch = batch;
         opts.max_message_size = max_size;

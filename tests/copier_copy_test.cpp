@@ -326,3 +326,38 @@ TEST_CASE("filters: skip patterns, subscribed-only, dates, rename map") {
     }
     CHECK(noted);
 }
+
+TEST_CASE("parallel folders: same result on 4 connections, and within a budget of 1") {
+    mft::DovecotServer src(src_opts());
+    mft::DovecotServer dst(dst_opts());
+    for (int f = 0; f < 6; ++f) {
+        for (int i = 0; i < 15; ++i) {
+            cu::put(src, kSrcUser, "Box" + std::to_string(f),
+                    cu::mail("p" + std::to_string(f) + "-" + std::to_string(i), 500 + i * 300),
+                    i % 2 == 0 ? "S" : "");
+        }
+    }
+    mft::TempDir tmp("copier-parallel");
+    auto opts = options(tmp);
+    opts.connections = 4;
+    auto from = cu::endpoint(src.imap_port(), kSrcUser, kSrcPw);
+    auto to = cu::endpoint(dst.imap_port(), kDstUser, kDstPw);
+    auto sum = mf::copy::copy_account(from, to, opts);
+    REQUIRE_MESSAGE(sum.ok(), sum.error().message());
+    CHECK(sum->exact());
+    CHECK(sum->messages_copied == 90);
+    auto s = cu::snapshot(src.imap_port(), kSrcUser, kSrcPw);
+    CHECK(cu::compare(s, cu::snapshot(dst.imap_port(), kDstUser, kDstPw)) == "");
+
+    // A budget of one connection per server: no helper can start, nothing deadlocks, and
+    // the copy (here: of new mail in every folder) still completes on one pair.
+    for (int f = 0; f < 6; ++f) {
+        cu::put(src, kSrcUser, "Box" + std::to_string(f), cu::mail("late-" + std::to_string(f)));
+    }
+    opts.max_connections_per_server = 1;
+    auto sum2 = mf::copy::copy_account(from, to, opts);
+    REQUIRE_MESSAGE(sum2.ok(), sum2.error().message());
+    CHECK(sum2->messages_copied == 6);
+    CHECK(cu::compare(cu::snapshot(src.imap_port(), kSrcUser, kSrcPw),
+                      cu::snapshot(dst.imap_port(), kDstUser, kDstPw)) == "");
+}

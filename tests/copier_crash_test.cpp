@@ -87,22 +87,18 @@ TEST_CASE("killed at 20+ random points, the copy resumes without loss or duplica
     mft::write_file(tmp.file("src.pw"), "src-pw\n", 0600);
     mft::write_file(tmp.file("dst.pw"), "dst-pw\n", 0600);
     const std::vector<std::string> argv = {
-        mft::program_path("copier", "mailferry-copy"),
-        "--from",
+        mft::program_path("copier", "mailferry-copy"), "--from",
         "imap+plain://" + su + "@127.0.0.1:" + std::to_string(src.imap_port()),
-        "--from-password-file",
-        tmp.file("src.pw"),
-        "--to",
+        "--from-password-file", tmp.file("src.pw"), "--to",
         "imap+plain://" + du + "@127.0.0.1:" + std::to_string(dst.imap_port()),
-        "--to-password-file",
-        tmp.file("dst.pw"),
-        "--state",
-        tmp.file("state.db"),
-        "--quiet"};
+        "--to-password-file", tmp.file("dst.pw"), "--state", tmp.file("state.db"), "--quiet",
+        // Small steps: more journal points to strike between, and a copy slow enough that
+        // 20 kills land before it is done even on an idle machine.
+        "--connections", "2", "--batch", "10", "--window", "8", "--multiappend", "4"};
 
     // Delays from "still starting up" to "deep in a folder": a run needs a few hundred
     // milliseconds to log in, list and resolve what the last one left open.
-    std::uniform_int_distribution<int> delay_ms(5, 1500);
+    std::uniform_int_distribution<int> delay_ms(5, 1000);
     int kills = 0;
     while (kills < 20) {
         pid_t pid = spawn(argv, tmp.file("runs.log"));

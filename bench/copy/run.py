@@ -150,6 +150,14 @@ def tools(a, env, work, ds):
                                    "--to-password-file", env["DST_PW_FILE"],
                                    "--state", os.path.join(work, f"mf-{ds}.db"), "--quiet"],
                            "rerun": True}
+    # The same program on one pair of connections: the like-for-like comparison with the
+    # single-connection raw ceiling.
+    one = list(t["mailferry-copy"]["cmd"])
+    one[one.index(f"imap+plain://mf-{ds}@dst.example@127.0.0.1:{dp}")] = \
+        f"imap+plain://mf1-{ds}@dst.example@127.0.0.1:{dp}"
+    one[one.index(os.path.join(work, f"mf-{ds}.db"))] = os.path.join(work, f"mf1-{ds}.db")
+    t["mailferry-copy -c1"] = {"user": f"mf1-{ds}@dst.example", "cmd": one + ["--connections", "1"],
+                               "rerun": True}
     rc = os.path.join(work, f"mbsync-{ds}.rc")
     state = os.path.join(work, f"mbsync-{ds}-state") + "/"
     os.makedirs(state, exist_ok=True)
@@ -215,7 +223,9 @@ def main():
     if os.path.exists(a.work):
         subprocess.run([os.path.join(HERE, "dovecot-pair.sh"), "stop", a.work])
         shutil.rmtree(a.work)
-    sh([os.path.join(HERE, "dovecot-pair.sh"), "start", a.work])
+    # Not captured: the daemons would inherit the pipe and it would never reach EOF.
+    subprocess.run([os.path.join(HERE, "dovecot-pair.sh"), "start", a.work], check=True,
+                   stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     env = read_env(os.path.join(a.work, "env"))
     import pwd
     vm = pwd.getpwnam("mfvmail")
@@ -229,7 +239,7 @@ def main():
     try:
         for ds, n, big in datasets:
             add_user(os.path.join(a.work, "src"), f"{ds}@src.example", src_pw)
-            for p in ("raw", "mf", "mbsync", "dsync"):
+            for p in ("raw", "mf", "mf1", "mbsync", "dsync"):
                 add_user(os.path.join(a.work, "dst"), f"{p}-{ds}@dst.example", dst_pw)
             md = os.path.join(a.work, "src", "mail", f"{ds}@src.example")
             g = sh([sys.executable, os.path.join(HERE, "gen_corpus.py"), "--maildir", md,
@@ -258,7 +268,7 @@ def main():
                        "noop_seconds": noop, "verify": verdict, "verify_detail": detail,
                        "exit": rc}
                 rows.append(row)
-                print(f"  {name:15s} {secs:7.2f} s  {row['msgs_per_s']:8.0f} msg/s "
+                print(f"  {name:19s} {secs:7.2f} s  {row['msgs_per_s']:8.0f} msg/s "
                       f"{row['mb_per_s']:7.1f} MB/s  RSS {rss / 1024:6.1f} MB  "
                       f"no-op {('%.3f s' % noop) if noop is not None else 'n/a':>9s}  {verdict}",
                       flush=True)
@@ -275,12 +285,12 @@ def main():
         info = meta["datasets"][ds]
         lines.append(f"{ds}: {info['messages']} messages, {info['bytes'] / 1e6:.1f} MB, "
                      f"{info['folders']} folders")
-        lines.append(f"  {'tool':16s}{'seconds':>9s}{'msgs/s':>9s}{'MB/s':>8s}{'peak RSS':>10s}"
+        lines.append(f"  {'tool':20s}{'seconds':>9s}{'msgs/s':>9s}{'MB/s':>8s}{'peak RSS':>10s}"
                      f"{'no-op s':>9s}  verify")
         by = {r["tool"]: r for r in rows if r["dataset"] == ds}
         for r in by.values():
             noop = f"{r['noop_seconds']:.3f}" if r["noop_seconds"] is not None else "n/a"
-            lines.append(f"  {r['tool']:16s}{r['seconds']:9.2f}{r['msgs_per_s']:9.0f}"
+            lines.append(f"  {r['tool']:20s}{r['seconds']:9.2f}{r['msgs_per_s']:9.0f}"
                          f"{r['mb_per_s']:8.1f}{r['rss_kb'] / 1024:9.1f}M{noop:>9s}  {r['verify']}")
         mf = by.get("mailferry-copy")
         if mf:
@@ -288,6 +298,10 @@ def main():
                 if other in by:
                     lines.append(f"  mailferry-copy / {other}: "
                                  f"{by[other]['seconds'] / mf['seconds']:.2f}x speed")
+        mf1 = by.get("mailferry-copy -c1")
+        if mf1 and "raw" in by:
+            lines.append(f"  mailferry-copy -c1 / raw (both one connection): "
+                         f"{by['raw']['seconds'] / mf1['seconds']:.2f}x speed")
         lines.append("")
     text = "\n".join(lines)
     print("\n" + text)

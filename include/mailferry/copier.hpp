@@ -11,9 +11,11 @@
 // next run by asking the target (APPENDUID, else size + SHA-256 of candidates): nothing is
 // lost, nothing duplicated, and nothing is ever added to a message.
 //
-// Threading: one call runs on the calling thread with its own connections; calls for
-// different accounts may run in parallel threads if they use different state files (or
-// the same file: SQLite serializes writers, each call waits out a busy database).
+// Threading: one call copies up to Options::connections folders at once, each on its own
+// pair of connections (worker threads of the call); calls for different accounts may run
+// in parallel threads, sharing one state file or not (SQLite serializes writers, each
+// call waits out a busy database). Connections per server are counted process-wide and
+// never exceed Options::max_connections_per_server.
 // Blocking: every network operation has the endpoint's timeout as its deadline.
 // Must never: write a password anywhere, add a header to a message, append a message
 // whose earlier append may have succeeded without first asking the target.
