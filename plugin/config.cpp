@@ -269,6 +269,52 @@ const Keys<LogConfig>& log_keys() {
     return keys;
 }
 
+const Keys<SpoolConfig>& spool_keys() {
+    static const Keys<SpoolConfig> keys = {
+        file("dir", &SpoolConfig::dir),
+        file("public_key_file", &SpoolConfig::public_key_file),
+        file("secret_key_file", &SpoolConfig::secret_key_file),
+        choice("keep_until", &SpoolConfig::keep_until, {SpoolKeep::cutover, SpoolKeep::first_sync}),
+    };
+    return keys;
+}
+
+const Keys<TargetConfig>& target_keys() {
+    static const Keys<TargetConfig> keys = {
+        required(text("host", &TargetConfig::host, host_rule)),
+        number("port", &TargetConfig::port, 1, 65535),
+        choice("tls", &TargetConfig::tls, {TlsMode::implicit, TlsMode::starttls, TlsMode::none}),
+        file("ca_file", &TargetConfig::ca_file),
+        flag("verify_certificate", &TargetConfig::verify_certificate),
+        duration("timeout", &TargetConfig::timeout, seconds(1), hours(1)),
+        text("master_user", &TargetConfig::master_user),
+        file("master_password_file", &TargetConfig::master_password_file),
+    };
+    return keys;
+}
+
+const Keys<WorkerConfig>& worker_keys() {
+    static const Keys<WorkerConfig> keys = {
+        number("copies", &WorkerConfig::copies, 1, 256),
+        number("max_copies_per_server", &WorkerConfig::max_copies_per_server, 1, 1000),
+        number("connections", &WorkerConfig::connections, 1, 16),
+        // 0 turns resync rounds off.
+        duration("resync_interval", &WorkerConfig::resync_interval, milliseconds(0),
+                 hours(24 * 30)),
+        duration("retry_min", &WorkerConfig::retry_min, milliseconds(100), hours(24)),
+        duration("retry_max", &WorkerConfig::retry_max, milliseconds(100), hours(24 * 7)),
+        number("max_attempts", &WorkerConfig::max_attempts, 0, 1000000),
+        duration("lease", &WorkerConfig::lease, seconds(1), hours(24)),
+        duration("poll_interval", &WorkerConfig::poll_interval, milliseconds(100), hours(1)),
+        file("state_dir", &WorkerConfig::state_dir),
+        file("wake_file", &WorkerConfig::wake_file),
+        flag("spawn", &WorkerConfig::spawn),
+        file("program", &WorkerConfig::program),
+        duration("idle_exit", &WorkerConfig::idle_exit, seconds(1), hours(24 * 7)),
+    };
+    return keys;
+}
+
 const std::vector<Section>& sections() {
     static const std::vector<Section> list = {
         table_section("store", &Config::store, store_keys()),
@@ -279,6 +325,9 @@ const std::vector<Section>& sections() {
         table_section("guard", &Config::guard, guard_keys()),
         table_section("result", &Config::result, result_keys()),
         table_section("log", &Config::log, log_keys()),
+        table_section("spool", &Config::spool, spool_keys()),
+        table_section("target", &Config::target, target_keys()),
+        table_section("worker", &Config::worker, worker_keys()),
     };
     return list;
 }
@@ -481,6 +530,43 @@ Result<void> validate_provisioner(const Reader& r, const toml::table& root, cons
     return {};
 }
 
+Result<void> validate_copies(const Reader& r, const toml::table& root, Config& cfg) {
+    TargetConfig& t = cfg.target;
+    const auto* tt = root.get_as<toml::table>("target");
+    t.configured = tt != nullptr;
+    if (t.configured) {
+        if (t.tls == TlsMode::none && !t.ca_file.empty()) {
+            return r.error(where(tt, "ca_file"), "target.ca_file",
+                           "is only used with TLS, found tls = \"none\"");
+        }
+        if (t.master_user.empty() != t.master_password_file.empty()) {
+            const char* have = t.master_user.empty() ? "master_password_file" : "master_user";
+            const char* need = t.master_user.empty() ? "master_user" : "master_password_file";
+            return r.error(where(tt, have), std::string("target.") + have,
+                           std::string("needs target.") + need + " as well");
+        }
+        if (!t.master_password_file.empty()) {
+            if (auto w = secret_file_warning(t.master_password_file); !w.empty()) {
+                r.warn("target.master_password_file: " + w);
+            }
+        }
+        if (t.tls == TlsMode::none && !t.master_user.empty()) {
+            r.warn("target: tls = none sends the master password to " + t.host + " in clear text");
+        } else if (t.tls != TlsMode::none && !t.verify_certificate) {
+            r.warn("target: verify_certificate = false: the certificate of " + t.host +
+                   " is not checked");
+        }
+    }
+    const WorkerConfig& w = cfg.worker;
+    if (w.retry_max < w.retry_min) {
+        const auto* wt = root.get_as<toml::table>("worker");
+        return r.error(where(wt, "retry_max"), "worker.retry_max",
+                       "must not be shorter than worker.retry_min (" +
+                           format_duration(w.retry_min) + ")");
+    }
+    return {};
+}
+
 void warn_world_readable(const Reader& r, const std::string& key, const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
@@ -508,6 +594,24 @@ Result<void> validate(const Reader& r, const toml::table& root, Config& cfg) {
     }
     if (cfg.guard.key_file.empty()) {
         cfg.guard.key_file = dir + "guard.key";
+    }
+    if (auto ok = validate_copies(r, root, cfg); !ok) {
+        return ok;
+    }
+    if (cfg.spool.dir.empty()) {
+        cfg.spool.dir = dir + "spool";
+    }
+    if (cfg.spool.public_key_file.empty()) {
+        cfg.spool.public_key_file = dir + "spool.pub";
+    }
+    if (cfg.spool.secret_key_file.empty()) {
+        cfg.spool.secret_key_file = dir + "spool.key";
+    }
+    if (cfg.worker.state_dir.empty()) {
+        cfg.worker.state_dir = dir + "copy-state";
+    }
+    if (cfg.worker.wake_file.empty()) {
+        cfg.worker.wake_file = cfg.spool.dir + "/wake";
     }
     // Files the mail server's auth user must read may be group-readable (0640), but not
     // readable by everybody: the guard key makes the negative cache's hashes testable,
@@ -573,6 +677,23 @@ Result<Config> parse_config(std::string_view text, const std::string& source_nam
         return ok.error();
     }
     return cfg;
+}
+
+std::uint16_t TargetConfig::effective_port() const {
+    if (port != 0) {
+        return port;
+    }
+    return tls == TlsMode::implicit ? 993 : 143;
+}
+
+const char* to_string(SpoolKeep k) {
+    switch (k) {
+    case SpoolKeep::cutover:
+        return "cutover";
+    case SpoolKeep::first_sync:
+        return "first-sync";
+    }
+    return "?";
 }
 
 Result<Config> load_config(const std::string& path) {

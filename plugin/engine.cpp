@@ -15,6 +15,7 @@
 #include "mailferry/log.hpp"
 #include "mailferry/password.hpp"
 #include "mailferry/provisioner.hpp"
+#include "mailferry/queue.hpp"
 #include "mailferry/verifier.hpp"
 
 #include <map>
@@ -360,6 +361,10 @@ Result<std::unique_ptr<Engine>> Engine::from_config(Config cfg) {
     impl->provisioner = std::move(*prov);
     for (const auto& p : impl->cfg.providers) {
         impl->verifiers.emplace(p.name, make_verifier(p));
+    }
+    // With a [target], a first login also starts the copy (spool, job, wake-up).
+    if (impl->cfg.target.configured) {
+        impl->hook = queue::make_provisioned_hook(impl->cfg, *impl->store);
     }
     // The identity map points into cfg; cfg stays put inside impl from here on.
     return std::unique_ptr<Engine>(new Engine(std::move(impl))); // NOLINT: private ctor

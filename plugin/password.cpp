@@ -13,6 +13,7 @@
 #include "mailferry/password.hpp"
 
 #include "password_impl.hpp"
+#include "password_legacy.hpp"
 
 #include <algorithm>
 #include <array>
@@ -99,7 +100,11 @@ constexpr std::array kSchemes{
     SchemeDef{"SKEY", Enc::none, 0, false, nullptr,
               "SKEY holds one-time-password state, not a password hash"},
     SchemeDef{"RPA", Enc::hex, 16, false, nullptr, "RPA is not supported"},
-    SchemeDef{"LANMAN", Enc::hex, 16, false, nullptr, "LANMAN is not supported"},
+    // Legacy formats from old servers' exports (password_legacy.cpp); {MSNT} is
+    // CommuniGate's name for the NT hash.
+    SchemeDef{"LANMAN", Enc::hex, 16, false, pw::check_lanman, nullptr},
+    SchemeDef{"LANM", Enc::hex, 16, false, pw::check_lanman, nullptr},
+    SchemeDef{"MSNT", Enc::hex, 16, false, pw::check_ntlm, nullptr},
 };
 
 const SchemeDef* find_scheme(std::string_view name) {

@@ -10,6 +10,7 @@
 
 #include "file_util.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -58,6 +59,32 @@ CREATE TABLE guard_negative (
     PRIMARY KEY (account, digest)
 ) WITHOUT ROWID;
 )sql",
+    // 1 → 2: the copy job queue. At most one active (queued, running, retry) job per
+    // account; times in milliseconds, so short leases and backoffs work in tests too.
+    R"sql(
+CREATE TABLE jobs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    account      TEXT NOT NULL,
+    provider     TEXT NOT NULL,
+    source_login TEXT NOT NULL DEFAULT '',
+    kind         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    priority     INTEGER NOT NULL,
+    run_at       INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    runs         INTEGER NOT NULL DEFAULT 0,
+    claimed_by   TEXT NOT NULL DEFAULT '',
+    lease_until  INTEGER NOT NULL DEFAULT 0,
+    created      INTEGER NOT NULL,
+    updated      INTEGER NOT NULL,
+    last_error   TEXT NOT NULL DEFAULT '',
+    last_result  TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX jobs_one_active ON jobs(account)
+    WHERE state IN ('queued', 'running', 'retry');
+CREATE INDEX jobs_due ON jobs(state, run_at);
+CREATE INDEX jobs_provider ON jobs(provider, state);
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -95,6 +122,11 @@ class Stmt {
         return *this;
     }
     int step() { return sqlite3_step(st_); }
+    // For a statement run once per row of a batch: forget the last run and its values.
+    void reset() {
+        sqlite3_reset(st_);
+        sqlite3_clear_bindings(st_);
+    }
     std::string text(int col) {
         const auto* p = sqlite3_column_text(st_, col);
         return p != nullptr ? std::string(reinterpret_cast<const char*>(p),
@@ -108,6 +140,35 @@ class Stmt {
     sqlite3_stmt* st_ = nullptr;
     int rc_;
 };
+
+constexpr const char* kJobColumns =
+    "id, account, provider, source_login, kind, state, priority, run_at, attempts, runs, "
+    "claimed_by, lease_until, created, updated, last_error, last_result";
+
+Job job_from_row(Stmt& s) {
+    Job j;
+    j.id = s.int64(0);
+    j.account = s.text(1);
+    j.provider = s.text(2);
+    j.source_login = s.text(3);
+    j.kind = job_kind_from(s.text(4)).value_or(JobKind::copy);
+    j.state = job_state_from(s.text(5)).value_or(JobState::failed);
+    j.priority = static_cast<int>(s.int64(6));
+    j.run_at = s.int64(7);
+    j.attempts = static_cast<unsigned>(s.int64(8));
+    j.runs = static_cast<unsigned>(s.int64(9));
+    j.claimed_by = s.text(10);
+    j.lease_until = s.int64(11);
+    j.created = s.int64(12);
+    j.updated = s.int64(13);
+    j.last_error = s.text(14);
+    j.last_result = s.text(15);
+    return j;
+}
+
+std::string job_select(const char* where) {
+    return std::string("SELECT ") + kJobColumns + " FROM jobs " + where;
+}
 
 class SqliteStore final : public Store {
   public:
@@ -346,6 +407,259 @@ class SqliteStore final : public Store {
         return false;
     }
 
+    // ---- jobs ----
+
+    Result<Job> enqueue_job(const EnqueueRequest& req) override {
+        std::lock_guard lock(mu_);
+        std::optional<Job> out;
+        UnixMillis run_at = req.run_at != 0 ? req.run_at : now_unix_ms();
+        auto r = in_transaction("queue a copy of " + req.account, [&]() -> Result<void> {
+            auto active = active_job_locked(req.account);
+            if (!active) {
+                return active.error();
+            }
+            int rc;
+            if (active->has_value()) {
+                // A new login (a fresh password in the spool) makes a waiting retry due now.
+                Stmt u(db_, "UPDATE jobs SET priority = MAX(priority, ?2), "
+                            "run_at = CASE WHEN state = 'running' THEN run_at "
+                            "ELSE MIN(run_at, ?3) END, "
+                            "state = CASE WHEN state = 'retry' THEN 'queued' ELSE state END, "
+                            "kind = CASE WHEN ?4 = 'copy' THEN 'copy' ELSE kind END, "
+                            "provider = ?5, source_login = CASE WHEN ?6 = '' THEN source_login "
+                            "ELSE ?6 END, updated = ?7 WHERE id = ?1");
+                u.bind(1, (**active).id).bind(2, std::int64_t{req.priority}).bind(3, run_at);
+                u.bind(4, std::string(to_string(req.kind))).bind(5, req.provider);
+                u.bind(6, req.source_login).bind(7, now_unix());
+                rc = u.step();
+            } else {
+                Stmt i(db_, "INSERT INTO jobs (account, provider, source_login, kind, state, "
+                            "priority, run_at, created, updated) "
+                            "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?7)");
+                i.bind(1, req.account).bind(2, req.provider).bind(3, req.source_login);
+                i.bind(4, std::string(to_string(req.kind))).bind(5, std::int64_t{req.priority});
+                i.bind(6, run_at).bind(7, now_unix());
+                rc = i.step();
+            }
+            if (rc != SQLITE_DONE) {
+                return db_error(db_, "queue a copy of " + req.account + " in " + path_, rc);
+            }
+            auto now_active = active_job_locked(req.account);
+            if (!now_active) {
+                return now_active.error();
+            }
+            out = std::move(*now_active);
+            return {};
+        });
+        if (!r) {
+            return r.error();
+        }
+        if (!out) {
+            return make_error("queue a copy of " + req.account, "the job vanished",
+                              Scope::internal);
+        }
+        return std::move(*out);
+    }
+
+    Result<std::optional<Job>> claim_job(const ClaimRequest& req) override {
+        std::lock_guard lock(mu_);
+        std::optional<Job> claimed;
+        auto r = in_transaction("claim a copy job", [&]() -> Result<void> {
+            // Candidates in claim order; a bounded look-ahead past providers whose budget
+            // is used up.
+            Stmt q(db_, job_select("WHERE (state IN ('queued', 'retry') AND run_at <= ?1) OR "
+                                   "(state = 'running' AND lease_until <= ?1) "
+                                   "ORDER BY priority DESC, run_at ASC, id ASC LIMIT 500")
+                            .c_str());
+            q.bind(1, req.now);
+            std::vector<Job> due;
+            int rc;
+            while ((rc = q.step()) == SQLITE_ROW) {
+                due.push_back(job_from_row(q));
+            }
+            if (rc != SQLITE_DONE) {
+                return db_error(db_, "look for due copy jobs in " + path_, rc);
+            }
+            std::map<std::string, std::int64_t> running; // provider → live leases
+            for (auto& j : due) {
+                auto it = running.find(j.provider);
+                if (it == running.end()) {
+                    Stmt c(db_, "SELECT COUNT(*) FROM jobs WHERE provider = ?1 AND "
+                                "state = 'running' AND lease_until > ?2");
+                    c.bind(1, j.provider).bind(2, req.now);
+                    if (rc = c.step(); rc != SQLITE_ROW) {
+                        return db_error(db_, "count running copies of " + j.provider, rc);
+                    }
+                    it = running.emplace(j.provider, c.int64(0)).first;
+                }
+                if (it->second >= static_cast<std::int64_t>(req.per_provider)) {
+                    continue;
+                }
+                if (j.state == JobState::running) {
+                    j.taken_over_from = j.claimed_by;
+                }
+                Stmt u(db_, "UPDATE jobs SET state = 'running', claimed_by = ?2, lease_until = ?3, "
+                            "runs = runs + 1, updated = ?4 WHERE id = ?1");
+                u.bind(1, j.id).bind(2, req.worker).bind(3, req.now + req.lease.count());
+                u.bind(4, now_unix());
+                if (rc = u.step(); rc != SQLITE_DONE) {
+                    return db_error(db_, "claim copy job " + std::to_string(j.id), rc);
+                }
+                j.state = JobState::running;
+                j.claimed_by = req.worker;
+                j.lease_until = req.now + req.lease.count();
+                j.runs += 1;
+                claimed = std::move(j);
+                return {};
+            }
+            return {};
+        });
+        if (!r) {
+            return r.error();
+        }
+        return claimed;
+    }
+
+    Result<void> renew_job(std::int64_t id, const std::string& worker,
+                           UnixMillis lease_until) override {
+        std::lock_guard lock(mu_);
+        Stmt u(db_, "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND claimed_by = ?2 AND "
+                    "state = 'running'");
+        u.bind(1, id).bind(2, worker).bind(3, lease_until);
+        if (int rc = u.step(); rc != SQLITE_DONE) {
+            return db_error(db_, "renew the lease of copy job " + std::to_string(id), rc);
+        }
+        if (sqlite3_changes(db_) == 0) {
+            return lost_job(id, "renew the lease of");
+        }
+        return {};
+    }
+
+    Result<void> finish_job(std::int64_t id, const std::string& worker,
+                            const JobFinish& how) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("finish copy job " + std::to_string(id), [&]() -> Result<void> {
+            Stmt u(
+                db_,
+                "UPDATE jobs SET state = ?3, kind = ?4, run_at = ?5, "
+                "attempts = CASE WHEN ?6 THEN attempts + 1 ELSE 0 END, "
+                "last_error = CASE WHEN ?6 THEN ?7 ELSE last_error END, "
+                "last_result = CASE WHEN ?8 = '' THEN last_result ELSE ?8 END, "
+                "priority = CASE WHEN ?4 = 'resync' AND ?3 = 'queued' THEN ?9 ELSE priority END, "
+                "claimed_by = '', lease_until = 0, updated = ?10 "
+                "WHERE id = ?1 AND claimed_by = ?2 AND state = 'running'");
+            u.bind(1, id).bind(2, worker).bind(3, std::string(to_string(how.state)));
+            u.bind(4, std::string(to_string(how.next_kind))).bind(5, how.run_at);
+            u.bind(6, std::int64_t{how.failure ? 1 : 0}).bind(7, how.error).bind(8, how.result);
+            u.bind(9, std::int64_t{kPriorityResync}).bind(10, now_unix());
+            if (int rc = u.step(); rc != SQLITE_DONE) {
+                return db_error(db_, "finish copy job " + std::to_string(id), rc);
+            }
+            if (sqlite3_changes(db_) == 0) {
+                return lost_job(id, "finish");
+            }
+            return {};
+        });
+    }
+
+    Result<void> release_job(std::int64_t id, const std::string& worker) override {
+        std::lock_guard lock(mu_);
+        Stmt u(db_, "UPDATE jobs SET state = 'queued', claimed_by = '', lease_until = 0, "
+                    "runs = MAX(runs - 1, 0), updated = ?3 "
+                    "WHERE id = ?1 AND claimed_by = ?2 AND state = 'running'");
+        u.bind(1, id).bind(2, worker).bind(3, now_unix());
+        if (int rc = u.step(); rc != SQLITE_DONE) {
+            return db_error(db_, "release copy job " + std::to_string(id), rc);
+        }
+        if (sqlite3_changes(db_) == 0) {
+            return lost_job(id, "release");
+        }
+        return {};
+    }
+
+    Result<std::optional<Job>> find_job(std::int64_t id) override {
+        std::lock_guard lock(mu_);
+        Stmt q(db_, job_select("WHERE id = ?1").c_str());
+        q.bind(1, id);
+        int rc = q.step();
+        if (rc == SQLITE_DONE) {
+            return std::optional<Job>{};
+        }
+        if (rc != SQLITE_ROW) {
+            return db_error(db_, "read copy job " + std::to_string(id), rc);
+        }
+        return std::optional<Job>{job_from_row(q)};
+    }
+
+    Result<std::optional<Job>> active_job(const std::string& account) override {
+        std::lock_guard lock(mu_);
+        return active_job_locked(account);
+    }
+
+    Result<std::vector<Job>> list_jobs(bool active_only) override {
+        std::lock_guard lock(mu_);
+        Stmt q(db_, job_select(active_only ? "WHERE state IN ('queued', 'running', 'retry') "
+                                             "ORDER BY id"
+                                           : "ORDER BY id")
+                        .c_str());
+        std::vector<Job> out;
+        int rc;
+        while ((rc = q.step()) == SQLITE_ROW) {
+            out.push_back(job_from_row(q));
+        }
+        if (rc != SQLITE_DONE) {
+            return db_error(db_, "list copy jobs", rc);
+        }
+        return out;
+    }
+
+    Result<std::int64_t> enqueue_missing_jobs(int priority, UnixMillis now) override {
+        std::lock_guard lock(mu_);
+        std::int64_t added = 0;
+        auto r = in_transaction("queue copies of accounts without a job", [&]() -> Result<void> {
+            Stmt i(db_, "INSERT INTO jobs (account, provider, source_login, kind, state, "
+                        "priority, run_at, created, updated) "
+                        "SELECT a.name, a.provider, '', CASE a.state WHEN 'resyncing' THEN "
+                        "'resync' ELSE 'copy' END, 'queued', ?1, ?2, ?3, ?3 FROM accounts a "
+                        "WHERE a.state IN ('provisioned', 'copying', 'resyncing') AND NOT EXISTS "
+                        "(SELECT 1 FROM jobs j WHERE j.account = a.name AND j.state IN "
+                        "('queued', 'running', 'retry', 'failed'))");
+            i.bind(1, std::int64_t{priority}).bind(2, now).bind(3, now_unix());
+            if (int rc = i.step(); rc != SQLITE_DONE) {
+                return db_error(db_, "queue copies of accounts without a job", rc);
+            }
+            added = sqlite3_changes(db_);
+            return {};
+        });
+        if (!r) {
+            return r.error();
+        }
+        return added;
+    }
+
+    Result<std::int64_t> retry_failed_jobs(UnixMillis now) override {
+        std::lock_guard lock(mu_);
+        std::int64_t moved = 0;
+        auto r = in_transaction("retry given-up copy jobs", [&]() -> Result<void> {
+            // The newest given-up job per account, unless the account has an active one.
+            Stmt u(db_, "UPDATE jobs SET state = 'queued', run_at = ?1, attempts = 0, "
+                        "updated = ?2 WHERE state = 'failed' AND id = (SELECT MAX(id) FROM jobs "
+                        "j WHERE j.account = jobs.account AND j.state = 'failed') AND NOT EXISTS "
+                        "(SELECT 1 FROM jobs k WHERE k.account = jobs.account AND k.state IN "
+                        "('queued', 'running', 'retry'))");
+            u.bind(1, now).bind(2, now_unix());
+            if (int rc = u.step(); rc != SQLITE_DONE) {
+                return db_error(db_, "retry given-up copy jobs", rc);
+            }
+            moved = sqlite3_changes(db_);
+            return {};
+        });
+        if (!r) {
+            return r.error();
+        }
+        return moved;
+    }
+
     Result<void> prune_guard(UnixTime now, UnixTime failures_before) override {
         std::lock_guard lock(mu_);
         return in_transaction("prune guard tables", [&]() -> Result<void> {
@@ -363,7 +677,153 @@ class SqliteStore final : public Store {
         });
     }
 
+    Result<std::vector<ImportOutcome>> import_accounts(const std::vector<ImportEntry>& entries,
+                                                       const std::string& actor) override {
+        std::lock_guard lock(mu_);
+        std::vector<ImportOutcome> out;
+        out.reserve(entries.size());
+        auto r = in_transaction("import " + std::to_string(entries.size()) + " accounts",
+                                [&]() -> Result<void> { return import_rows(entries, actor, out); });
+        if (!r) {
+            return r.error();
+        }
+        return out;
+    }
+
+    Result<std::vector<ProviderStateCount>> count_by_provider_state() override {
+        std::lock_guard lock(mu_);
+        Stmt s(db_, "SELECT provider, state, COUNT(*) FROM accounts GROUP BY provider, state "
+                    "ORDER BY provider, state");
+        if (!s.prepared()) {
+            return db_error(db_, "prepare count_by_provider_state", s.prepare_rc());
+        }
+        std::vector<ProviderStateCount> out;
+        int rc;
+        while ((rc = s.step()) == SQLITE_ROW) {
+            if (auto st = account_state_from(s.text(1))) {
+                out.push_back(ProviderStateCount{s.text(0), *st, s.int64(2)});
+            }
+        }
+        if (rc != SQLITE_DONE) {
+            return db_error(db_, "count accounts by old server and state", rc);
+        }
+        return out;
+    }
+
+    // The schema version of a store opened read-only; nothing is created or migrated.
+    Result<void> init_readonly() {
+        Stmt v(db_, "PRAGMA user_version");
+        if (int rc = v.step(); rc != SQLITE_ROW) {
+            return db_error(db_, "read schema version of " + path_, rc);
+        }
+        version_ = static_cast<int>(v.int64(0));
+        if (version_ == 0) {
+            return make_error("open store " + path_ + " read-only",
+                              "not a mailferry store (schema version 0)", Scope::config);
+        }
+        if (version_ > kSchemaVersion) {
+            return make_error("open store " + path_ + " read-only",
+                              "schema version " + std::to_string(version_) +
+                                  " is newer than this mailferry understands (" +
+                                  std::to_string(kSchemaVersion) + "): upgrade mailferry",
+                              Scope::config);
+        }
+        return {};
+    }
+
   private:
+    // The body of import_accounts(), inside its transaction: one statement of each kind,
+    // prepared once and reset per row (an import may hold 100,000 accounts).
+    Result<void> import_rows(const std::vector<ImportEntry>& entries, const std::string& actor,
+                             std::vector<ImportOutcome>& out) {
+        Stmt find(db_, "SELECT state, hash FROM accounts WHERE name = ?1");
+        Stmt insert(db_, "INSERT INTO accounts (name, provider, state, hash, created, updated, "
+                         "last_login, last_error) VALUES (?1, ?2, 'verified', ?3, ?4, ?4, 0, '')");
+        Stmt update(db_, "UPDATE accounts SET hash = ?2, updated = ?3 WHERE name = ?1");
+        Stmt log(db_, "INSERT INTO audit (at, account, from_state, to_state, actor, client_ip, "
+                      "detail) VALUES (?1, ?2, ?3, 'verified', ?4, '', ?5)");
+        for (Stmt* st : {&find, &insert, &update, &log}) {
+            if (!st->prepared()) {
+                return db_error(db_, "prepare import", st->prepare_rc());
+            }
+        }
+        const std::string verified = to_string(AccountState::verified);
+        for (const auto& e : entries) {
+            UnixTime now = now_unix();
+            find.reset();
+            find.bind(1, e.name);
+            int rc = find.step();
+            std::string from = "unknown";
+            if (rc == SQLITE_ROW) {
+                std::string state = find.text(0);
+                std::string hash = find.text(1);
+                if (hash == e.hash) {
+                    out.push_back(ImportOutcome::unchanged);
+                    continue;
+                }
+                if (state != verified) {
+                    out.push_back(ImportOutcome::kept);
+                    continue;
+                }
+                update.reset();
+                update.bind(1, e.name).bind(2, e.hash).bind(3, now);
+                if (rc = update.step(); rc != SQLITE_DONE) {
+                    return db_error(db_, "update imported hash of " + e.name, rc);
+                }
+                from = verified;
+                out.push_back(ImportOutcome::updated);
+            } else if (rc == SQLITE_DONE) {
+                insert.reset();
+                insert.bind(1, e.name).bind(2, e.provider).bind(3, e.hash).bind(4, now);
+                if (rc = insert.step(); rc != SQLITE_DONE) {
+                    return db_error(db_, "insert imported account " + e.name, rc);
+                }
+                out.push_back(ImportOutcome::created);
+            } else {
+                return db_error(db_, "look up account " + e.name, rc);
+            }
+            log.reset();
+            log.bind(1, now).bind(2, e.name).bind(3, from).bind(4, actor);
+            log.bind(5, from == "unknown" ? e.detail : "hash replaced: " + e.detail);
+            if (rc = log.step(); rc != SQLITE_DONE) {
+                return db_error(db_, "write audit row for " + e.name, rc);
+            }
+        }
+        return {};
+    }
+
+    // Callers hold mu_.
+    Result<std::optional<Job>> active_job_locked(const std::string& account) {
+        Stmt q(
+            db_,
+            job_select("WHERE account = ?1 AND state IN ('queued', 'running', 'retry')").c_str());
+        q.bind(1, account);
+        int rc = q.step();
+        if (rc == SQLITE_DONE) {
+            return std::optional<Job>{};
+        }
+        if (rc != SQLITE_ROW) {
+            return db_error(db_, "look up the copy job of " + account, rc);
+        }
+        return std::optional<Job>{job_from_row(q)};
+    }
+
+    // A job this worker no longer holds: say who does, if anybody.
+    Error lost_job(std::int64_t id, const char* doing) {
+        std::string detail = "not held by this worker any more";
+        Stmt q(db_, "SELECT state, claimed_by FROM jobs WHERE id = ?1");
+        q.bind(1, id);
+        if (q.step() == SQLITE_ROW) {
+            detail += " (state " + q.text(0) +
+                      (q.text(1).empty() ? std::string() : ", held by " + q.text(1)) +
+                      "): its lease expired and another worker took it over";
+        } else {
+            detail += ": the job is gone";
+        }
+        return make_error(std::string(doing) + " copy job " + std::to_string(id), detail,
+                          Scope::account);
+    }
+
     static Account row_to_account(Stmt& s) {
         Account a;
         a.name = s.text(0);
@@ -460,6 +920,85 @@ class SqliteStore final : public Store {
 };
 
 } // namespace
+
+Result<std::unique_ptr<Store>> open_sqlite_store_readonly(const std::string& path,
+                                                          Millis busy_timeout) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        int e = errno;
+        return make_error("open store " + path + " read-only",
+                          e == ENOENT ? std::string("no such file: no account has been "
+                                                    "migrated or imported with this config yet")
+                                      : errno_text(e),
+                          Scope::config, e == ENOENT ? Retry::never : Retry::later);
+    }
+    sqlite3* db = nullptr;
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+        Error e = db_error(db, "open store " + path + " read-only", rc);
+        sqlite3_close_v2(db);
+        return e;
+    }
+    sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count()));
+    sqlite3_extended_result_codes(db, 1);
+    auto store = std::make_unique<SqliteStore>(db, path);
+    if (auto r = store->init_readonly(); !r) {
+        return r.error();
+    }
+    return std::unique_ptr<Store>(std::move(store));
+}
+
+UnixMillis now_unix_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+const char* to_string(JobState s) {
+    switch (s) {
+    case JobState::queued:
+        return "queued";
+    case JobState::running:
+        return "running";
+    case JobState::retry:
+        return "retry";
+    case JobState::done:
+        return "done";
+    case JobState::failed:
+        return "failed";
+    }
+    return "?";
+}
+
+const char* to_string(JobKind k) {
+    switch (k) {
+    case JobKind::copy:
+        return "copy";
+    case JobKind::resync:
+        return "resync";
+    }
+    return "?";
+}
+
+std::optional<JobState> job_state_from(std::string_view name) {
+    for (auto s :
+         {JobState::queued, JobState::running, JobState::retry, JobState::done, JobState::failed}) {
+        if (name == to_string(s)) {
+            return s;
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<JobKind> job_kind_from(std::string_view name) {
+    for (auto k : {JobKind::copy, JobKind::resync}) {
+        if (name == to_string(k)) {
+            return k;
+        }
+    }
+    return std::nullopt;
+}
 
 UnixTime now_unix() {
     return std::chrono::duration_cast<std::chrono::seconds>(

@@ -111,6 +111,53 @@ struct LogConfig {
     LogLevel level = LogLevel::info;
 };
 
+// The sealed credential spool (DESIGN.md, security model): the login side seals each
+// verified password to the public key; only the worker, which alone can read the secret
+// key, opens an entry. Entries live until `keep_until`.
+enum class SpoolKeep { cutover, first_sync };
+
+struct SpoolConfig {
+    std::string dir;             // default: "spool" beside the database
+    std::string public_key_file; // default: "spool.pub" beside the database
+    std::string secret_key_file; // default: "spool.key" beside the database (worker only)
+    SpoolKeep keep_until = SpoolKeep::cutover;
+};
+
+// The new server the copies go to (IMAP). Without a [target] section no copy is queued.
+struct TargetConfig {
+    bool configured = false; // the config has a [target] section
+    std::string host;
+    std::uint16_t port = 0; // 0: 993 with tls = implicit, else 143
+    TlsMode tls = TlsMode::implicit;
+    std::string ca_file;
+    bool verify_certificate = true;
+    Millis timeout{60000};
+    // Log in as this master user for each account (Dovecot master passdb, AUTHENTICATE
+    // PLAIN with the account as authorization id); empty: as the account, with its password.
+    std::string master_user;
+    std::string master_password_file;
+
+    [[nodiscard]] std::uint16_t effective_port() const;
+};
+
+// `mailferry worker`: the background copies.
+struct WorkerConfig {
+    unsigned copies = 2;                    // parallel copies in one worker process
+    unsigned max_copies_per_server = 4;     // per old server, across all workers
+    unsigned connections = 2;               // folders copied in parallel within one copy
+    Millis resync_interval{60 * 60 * 1000}; // 0: no resync rounds after the first copy
+    Millis retry_min{60 * 1000};            // first wait after a failed copy, doubled each time
+    Millis retry_max{6 * 60 * 60 * 1000};
+    unsigned max_attempts = 0; // consecutive failures before a job is given up; 0: never
+    Millis lease{120 * 1000};  // a claimed job not renewed for this long is taken over
+    Millis poll_interval{5000};
+    std::string state_dir; // copier state files; default: "copy-state" beside the database
+    std::string wake_file; // touched after each enqueue; default: "wake" in the spool dir
+    bool spawn = false;    // the login side starts a worker itself (single-user installs)
+    std::string program = "/usr/local/bin/mailferry";
+    Millis idle_exit{5 * 60 * 1000}; // a spawned worker exits after this long without work
+};
+
 struct Config {
     std::string source_path; // the file this was read from
     StoreConfig store;
@@ -121,6 +168,9 @@ struct Config {
     GuardConfig guard;
     ResultConfig result;
     LogConfig log;
+    SpoolConfig spool;
+    TargetConfig target;
+    WorkerConfig worker;
     std::vector<std::string> warnings; // e.g. "token_file /x is readable by others"
 };
 
@@ -150,5 +200,6 @@ const char* to_string(ProvisionerType t);
 const char* to_string(LoginForm f); // "template" for LoginForm::templated
 const char* to_string(SaslMech m);  // "auto" for SaslMech::automatic
 const char* to_string(LogLevel l);
+const char* to_string(SpoolKeep k); // "cutover", "first-sync"
 
 } // namespace mf

@@ -74,6 +74,98 @@ struct AuditRow {
     std::string detail;
 };
 
+// One account of a batch import (`mailferry import`): a name, its old server and the hash
+// it already has. Never a plain password.
+struct ImportEntry {
+    std::string name;     // canonical address
+    std::string provider; // old server it belongs to
+    std::string hash;     // {SCHEME}value that verify_hash() can check
+    std::string detail;   // for its audit row, e.g. "imported from users.txt:12"
+};
+
+// What import_accounts() did with one entry.
+enum class ImportOutcome {
+    created,   // new account in state `verified` with the hash
+    updated,   // an earlier import (still `verified`, never used) got the new hash
+    unchanged, // the account exists with exactly this hash
+    kept,      // the account exists in another state: left alone (its hash is newer)
+};
+
+// Accounts per old server and state, for `mailferry status`.
+struct ProviderStateCount {
+    std::string provider;
+    AccountState state = AccountState::unknown;
+    std::int64_t count = 0;
+};
+
+// ---- the copy job queue (one active job per account) ----
+
+using UnixMillis = std::int64_t; // milliseconds since the epoch
+
+// queued → running → (done | queued again for the next resync round | retry → running …
+// | failed). queued, running and retry are "active": an account has at most one active
+// job. failed is a job given up (last_error says why) until retried by an admin.
+enum class JobState { queued, running, retry, done, failed };
+// copy: the first copy after provisioning; resync: a later round until the cut-over.
+enum class JobKind { copy, resync };
+
+const char* to_string(JobState s);
+const char* to_string(JobKind k);
+std::optional<JobState> job_state_from(std::string_view name);
+std::optional<JobKind> job_kind_from(std::string_view name);
+
+// Claim order: higher priority first, then due time, then age. A user who just logged in
+// outranks everything queued in bulk.
+inline constexpr int kPriorityLogin = 100;    // the user is waiting at the new server
+inline constexpr int kPriorityRecovered = 50; // found without a job (an enqueue was lost)
+inline constexpr int kPriorityResync = 10;    // scheduled rounds
+
+struct Job {
+    std::int64_t id = 0;
+    std::string account;
+    std::string provider;     // the old server (budgets are per provider)
+    std::string source_login; // the login at the old server
+    JobKind kind = JobKind::copy;
+    JobState state = JobState::queued;
+    int priority = 0;
+    UnixMillis run_at = 0;  // not claimed before
+    unsigned attempts = 0;  // consecutive failures
+    unsigned runs = 0;      // times claimed
+    std::string claimed_by; // worker id while running
+    UnixMillis lease_until = 0;
+    UnixTime created = 0;
+    UnixTime updated = 0;
+    std::string last_error;
+    std::string last_result;
+    std::string taken_over_from; // set by claim_job when the job's earlier lease expired
+};
+
+struct EnqueueRequest {
+    std::string account;
+    std::string provider;
+    std::string source_login;
+    JobKind kind = JobKind::copy;
+    int priority = kPriorityLogin;
+    UnixMillis run_at = 0; // 0: now
+};
+
+struct ClaimRequest {
+    std::string worker; // who claims: "host:pid:nonce"
+    UnixMillis now = 0;
+    Millis lease{120000};
+    unsigned per_provider = 4; // running jobs (unexpired leases) per provider, all workers
+};
+
+// How a claimed job ended; finish_job() applies it in one transaction.
+struct JobFinish {
+    JobState state = JobState::done; // queued (next round), retry, done or failed
+    JobKind next_kind = JobKind::resync;
+    UnixMillis run_at = 0; // for queued / retry
+    bool failure = false;  // counts as a consecutive failure (else resets the count)
+    std::string error;     // kept in last_error on failure
+    std::string result;    // summary of the run, kept in last_result
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -114,11 +206,66 @@ class Store {
                                       UnixTime now) = 0;
     // Drops expired guard rows; called now and then.
     virtual Result<void> prune_guard(UnixTime now, UnixTime failures_before) = 0;
+
+    // ---- jobs (the copy queue) ----
+    // Adds a job, or, when the account has an active one, raises its priority and brings
+    // its due time forward (a retry waiting out its backoff runs now). A given-up (failed)
+    // job stays as history and a new one is added. Returns the active job.
+    virtual Result<Job> enqueue_job(const EnqueueRequest& req) = 0;
+
+    // Atomically takes the best due job whose provider has fewer than `per_provider`
+    // running jobs: state running, claimed_by = worker, lease until now + lease. A running
+    // job whose lease expired counts as due (its worker died) and not against the budget.
+    // nullopt: nothing to do now.
+    virtual Result<std::optional<Job>> claim_job(const ClaimRequest& req) = 0;
+
+    // Extends the lease of a job this worker holds. Fails with Scope::account when the job
+    // is no longer ours (taken over after the lease expired): stop working on it.
+    virtual Result<void> renew_job(std::int64_t id, const std::string& worker,
+                                   UnixMillis lease_until) = 0;
+
+    // Ends a run of a job this worker holds (see JobFinish). Fails with Scope::account,
+    // changing nothing, when the job is no longer ours.
+    virtual Result<void> finish_job(std::int64_t id, const std::string& worker,
+                                    const JobFinish& how) = 0;
+
+    // Gives a held job back unchanged (queued, due now): a worker stopping cleanly.
+    virtual Result<void> release_job(std::int64_t id, const std::string& worker) = 0;
+
+    virtual Result<std::optional<Job>> find_job(std::int64_t id) = 0;
+    // The account's active job, if any.
+    virtual Result<std::optional<Job>> active_job(const std::string& account) = 0;
+    // All jobs (active_only: queued, running, retry), by id.
+    virtual Result<std::vector<Job>> list_jobs(bool active_only) = 0;
+
+    // Queues a job for every account that needs a copy (provisioned, copying, resyncing)
+    // but has no active and no given-up job: its enqueue was lost (store locked at the
+    // time, a crash). Returns how many were added.
+    virtual Result<std::int64_t> enqueue_missing_jobs(int priority, UnixMillis now) = 0;
+
+    // Puts every given-up (failed) job back in the queue, due now. Returns how many.
+    virtual Result<std::int64_t> retry_failed_jobs(UnixMillis now) = 0;
+
+    // Applies a whole import in ONE transaction: every entry is created, updated,
+    // unchanged or kept (see ImportOutcome), each change with one audit row by `actor`;
+    // on any error nothing at all is written. Returns one outcome per entry, in order.
+    // Entries must have distinct names (the caller reports duplicates per line).
+    virtual Result<std::vector<ImportOutcome>>
+    import_accounts(const std::vector<ImportEntry>& entries, const std::string& actor) = 0;
+
+    virtual Result<std::vector<ProviderStateCount>> count_by_provider_state() = 0;
 };
 
 // Opens (creating if needed, mode 0660) and migrates the SQLite store.
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, Millis busy_timeout);
 
+// Opens an existing store for reading only (status, dry runs): creates nothing, migrates
+// nothing, and every writing call fails. A missing file is an Error with Scope::config
+// whose detail says so; a schema older or newer than this build is an Error too.
+Result<std::unique_ptr<Store>> open_sqlite_store_readonly(const std::string& path,
+                                                          Millis busy_timeout);
+
 UnixTime now_unix();
+UnixMillis now_unix_ms();
 
 } // namespace mf

@@ -1,0 +1,12 @@
+# bench/login_mailbox.cmake — first-login latency with a 10 MB and a 1 GB mailbox behind
+# the account, with and without the background copy configured (not a test; run by hand:
+# build-release/bench/first_login_mailbox_bench). Uses the worker tests' world
+# (tests/worker_util.hpp) and this build's mailferry and mailferry-checkpassword.
+if(TARGET mf_copier AND TARGET mf_testsupport)
+  add_executable(first_login_mailbox_bench
+                 ${CMAKE_CURRENT_LIST_DIR}/login/first_login_mailbox_bench.cpp)
+  target_link_libraries(first_login_mailbox_bench PRIVATE mailferry_core mf_copier
+                        mf_testsupport nlohmann_json::nlohmann_json fmt::fmt)
+  target_compile_options(first_login_mailbox_bench PRIVATE ${MAILFERRY_WARNINGS})
+  add_dependencies(first_login_mailbox_bench mailferry-cli mailferry-checkpassword)
+endif()

@@ -1,0 +1,13 @@
+# Tests named worker_*_test run the built `mailferry` (worker, keys) and the new server's
+# login helper mailferry-checkpassword: build them first.
+get_property(mf_worker_test_targets DIRECTORY PROPERTY BUILDSYSTEM_TARGETS)
+foreach(t IN LISTS mf_worker_test_targets)
+  if(t MATCHES "^worker_.*_test$")
+    add_dependencies(${t} mailferry-cli mailferry-checkpassword)
+    set_tests_properties(${t} PROPERTIES LABELS servers)
+  endif()
+endforeach()
+# The crash test holds the store locked from a raw SQLite connection.
+if(TARGET worker_crash_test)
+  target_link_libraries(worker_crash_test PRIVATE SQLite::SQLite3)
+endif()
