@@ -1,7 +1,7 @@
 # bench/login_mailbox.cmake — first-login latency with a 10 MB and a 1 GB mailbox behind
 # the account, with and without the background copy configured (not a test; run by hand:
 # build-release/bench/first_login_mailbox_bench). Uses the worker tests' world
-# (tests/worker_util.hpp) and this build's mailferry and mailferry-checkpassword.
+# (tests/support/migration_world.hpp) and this build's mailferry and mailferry-checkpassword.
 if(TARGET mf_copier AND TARGET mf_testsupport)
   add_executable(first_login_mailbox_bench
                  ${CMAKE_CURRENT_LIST_DIR}/login/first_login_mailbox_bench.cpp)

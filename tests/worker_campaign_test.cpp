@@ -7,7 +7,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "worker_util.hpp"
+#include "support/migration_world.hpp"
 
 #include <dirent.h>
 #include <set>

@@ -7,7 +7,7 @@
 
 #include "mailferry/queue.hpp"
 #include "mailferry/spool.hpp"
-#include "worker_util.hpp"
+#include "support/migration_world.hpp"
 
 #include <algorithm>
 

@@ -6,7 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "mailferry/spool.hpp"
-#include "worker_util.hpp"
+#include "support/migration_world.hpp"
 
 #include <sqlite3.h>
 

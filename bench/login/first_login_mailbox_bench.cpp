@@ -15,7 +15,7 @@
 // mailferry-checkpassword): first_login_mailbox_bench [--rounds N] [--out DIR]
 // Not a test: nothing here passes or fails; the numbers are for the reader.
 #include "mailferry/store.hpp"
-#include "worker_util.hpp"
+#include "support/migration_world.hpp"
 
 #include <algorithm>
 #include <ctime>

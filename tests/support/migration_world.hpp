@@ -1,11 +1,11 @@
-// worker_util.hpp — a whole migration on loopback for the worker's tests: an OLD Dovecot
-// with users and mail, a NEW Dovecot whose passdb is mailferry-checkpassword (running as
-// Dovecot's auth user, mfvmail, in the `mailferry` group) plus a master passdb for the
-// copier, mailferry's state directory as in production (root:mailferry 2770), the spool
-// keys made by `mailferry keys init` (secret key owned by `mailferry`), and workers
-// started as the `mailferry` user with their stderr in a log file.
+// migration_world.hpp — a whole migration on loopback for the worker tests, the demo and
+// bench/login: an OLD Dovecot with users and mail, a NEW Dovecot whose passdb is
+// mailferry-checkpassword (running as Dovecot's auth user, mfvmail, in the `mailferry` group) plus
+// a master passdb for the copier, mailferry's state directory as in production (root:mailferry
+// 2770), the spool keys made by `mailferry keys init` (secret key owned by `mailferry`), and
+// workers started as the `mailferry` user with their stderr in a log file.
 //
-// Header-only so each worker_*_test.cpp stays one program. Must never: put a password in
+// Header-only: each program that uses it stays one file. Must never: put a password in
 // a child's argv or environment (passwords go over IMAP only), or kill a process it did
 // not start (only PIDs it forked).
 #pragma once
