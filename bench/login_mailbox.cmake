@@ -8,5 +8,6 @@ if(TARGET mf_copier AND TARGET mf_testsupport)
   target_link_libraries(first_login_mailbox_bench PRIVATE mailferry_core mf_copier
                         mf_testsupport nlohmann_json::nlohmann_json fmt::fmt)
   target_compile_options(first_login_mailbox_bench PRIVATE ${MAILFERRY_WARNINGS})
+  target_include_directories(first_login_mailbox_bench PRIVATE ${CMAKE_CURRENT_LIST_DIR})
   add_dependencies(first_login_mailbox_bench mailferry-cli mailferry-checkpassword)
 endif()

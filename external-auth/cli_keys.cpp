@@ -74,62 +74,77 @@ std::string owner_text(const spool::KeyFiles& f) {
     return std::string("owned by ") + (pw != nullptr ? pw->pw_name : std::to_string(*f.owner_uid));
 }
 
-int init(const Context& ctx, const KeysArgs& a) {
+// What init and rotate both start from: the config and the key files it names.
+struct KeysSetup {
+    Config cfg;
+    spool::KeyFiles files;
+};
+
+Result<KeysSetup> keys_setup(const Context& ctx, const KeysArgs& a) {
     auto cfg = load_config(ctx.config_path);
     if (!cfg) {
-        return report_error(ctx, cfg.error(), kExitUsage);
+        return cfg.error();
     }
     auto files = key_files(*cfg, a.owner);
     if (!files) {
-        return report_error(ctx, files.error(), kExitUsage);
+        return files.error();
     }
-    auto id = spool::generate_keys(*files, a.force);
+    return KeysSetup{std::move(*cfg), std::move(*files)};
+}
+
+// A key operation that failed: a config problem is a usage error, the rest temporary.
+int key_failure(const Context& ctx, const Error& e) {
+    return report_error(ctx, e, e.scope == Scope::config ? kExitUsage : kExitTempFail);
+}
+
+int init(const Context& ctx, const KeysArgs& a) {
+    auto setup = keys_setup(ctx, a);
+    if (!setup) {
+        return report_error(ctx, setup.error(), kExitUsage);
+    }
+    const Config& cfg = setup->cfg;
+    const spool::KeyFiles& files = setup->files;
+    auto id = spool::generate_keys(files, a.force);
     if (!id) {
-        return report_error(ctx, id.error(),
-                            id.error().scope == Scope::config ? kExitUsage : kExitTempFail);
+        return key_failure(ctx, id.error());
     }
     // The spool directory: the login side (group) writes, the worker reads.
-    const std::string& dir = cfg->spool.dir;
+    const std::string& dir = cfg.spool.dir;
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) {
         if (::mkdir(dir.c_str(), 02770) != 0) {
             return report_error(ctx, make_error("mkdir(" + dir + ") failed", std::strerror(errno)),
                                 kExitTempFail);
         }
-        if (files->owner_gid) {
-            [[maybe_unused]] int r = ::chown(dir.c_str(), 0, *files->owner_gid);
+        if (files.owner_gid) {
+            [[maybe_unused]] int r = ::chown(dir.c_str(), 0, *files.owner_gid);
         }
         ::chmod(dir.c_str(), 02770);
     }
     if (ctx.json) {
         print_json({{"ok", true},
                     {"key_id", *id},
-                    {"secret_key_file", files->secret_key_file},
-                    {"public_key_file", files->public_key_file},
+                    {"secret_key_file", files.secret_key_file},
+                    {"public_key_file", files.public_key_file},
                     {"spool_dir", dir}});
     } else {
         std::cout << "created spool key pair " << *id << "\n"
-                  << "  secret key " << files->secret_key_file << " (0600, " << owner_text(*files)
+                  << "  secret key " << files.secret_key_file << " (0600, " << owner_text(files)
                   << "; only the worker may read it)\n"
-                  << "  public key " << files->public_key_file << " (0644)\n"
+                  << "  public key " << files.public_key_file << " (0644)\n"
                   << "  spool      " << dir << "\n";
     }
     return kExitOk;
 }
 
 int rotate(const Context& ctx, const KeysArgs& a) {
-    auto cfg = load_config(ctx.config_path);
-    if (!cfg) {
-        return report_error(ctx, cfg.error(), kExitUsage);
+    auto setup = keys_setup(ctx, a);
+    if (!setup) {
+        return report_error(ctx, setup.error(), kExitUsage);
     }
-    auto files = key_files(*cfg, a.owner);
-    if (!files) {
-        return report_error(ctx, files.error(), kExitUsage);
-    }
-    auto rep = worker::rotate_keys(*cfg, *files);
+    auto rep = worker::rotate_keys(setup->cfg, setup->files);
     if (!rep) {
-        return report_error(ctx, rep.error(),
-                            rep.error().scope == Scope::config ? kExitUsage : kExitTempFail);
+        return key_failure(ctx, rep.error());
     }
     if (ctx.json) {
         print_json({{"ok", rep->failed.empty()},
@@ -142,7 +157,7 @@ int rotate(const Context& ctx, const KeysArgs& a) {
         std::cout << "rotated spool key " << rep->old_key_id << " -> " << rep->new_key_id << "\n"
                   << "  " << rep->resealed << " entries re-sealed, " << rep->current
                   << " already on the new key\n"
-                  << "  the old secret key is kept as " << files->secret_key_file
+                  << "  the old secret key is kept as " << setup->files.secret_key_file
                   << ".previous until the next rotation\n";
         for (const auto& f : rep->failed) {
             std::cout << "  NOT re-sealed: " << f << "\n";

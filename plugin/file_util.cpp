@@ -23,6 +23,8 @@ struct Fd {
     Fd& operator=(const Fd&) = delete;
 };
 
+} // namespace
+
 std::string dir_of(const std::string& path) {
     auto pos = path.rfind('/');
     if (pos == std::string::npos) {
@@ -30,8 +32,6 @@ std::string dir_of(const std::string& path) {
     }
     return pos == 0 ? "/" : path.substr(0, pos);
 }
-
-} // namespace
 
 std::string errno_text(int err) {
     return std::strerror(err);

@@ -26,4 +26,7 @@ Result<void> make_dirs(const std::string& path, mode_t mode);
 
 std::string errno_text(int err);
 
+// The directory part of `path`: "." for a bare name, "/" for a file in the root.
+std::string dir_of(const std::string& path);
+
 } // namespace mf

@@ -33,14 +33,6 @@ Error io_error(const std::string& op, const std::string& path, int err) {
     return make_error(op + "(" + path + ") failed", errno_text(err), Scope::server, Retry::later);
 }
 
-std::string dir_of(const std::string& path) {
-    auto pos = path.rfind('/');
-    if (pos == std::string::npos) {
-        return ".";
-    }
-    return pos == 0 ? "/" : path.substr(0, pos);
-}
-
 } // namespace
 
 std::string encode_name(std::string_view account) {

@@ -8,12 +8,12 @@
 #include "mailferry/queue.hpp"
 #include "mailferry/spool.hpp"
 #include "mailferry/store.hpp"
+#include "support/store_lock.hpp"
 #include "support/test_env.hpp"
 
 #include <algorithm>
 #include <fstream>
 #include <set>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
@@ -345,26 +345,7 @@ TEST_CASE("store locked by another process: clear temporary errors, nothing lost
     auto s = open_store(db, Millis(300));
     REQUIRE(s->enqueue_job(req("anna@ex.com")).ok());
 
-    int ready[2];
-    int release[2];
-    REQUIRE(::pipe(ready) == 0);
-    REQUIRE(::pipe(release) == 0);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        sqlite3* h = nullptr;
-        int rc = sqlite3_open(db.c_str(), &h);
-        rc = rc == SQLITE_OK ? sqlite3_exec(h, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) : rc;
-        char c = rc == SQLITE_OK ? 'y' : 'n';
-        [[maybe_unused]] auto n = ::write(ready[1], &c, 1);
-        n = ::read(release[0], &c, 1);
-        sqlite3_exec(h, "COMMIT", nullptr, nullptr, nullptr);
-        sqlite3_close(h);
-        ::_exit(0);
-    }
-    char c = 0;
-    REQUIRE(::read(ready[0], &c, 1) == 1);
-    REQUIRE(c == 'y');
+    mft::StoreLockHolder lock(db);
 
     auto claimed = s->claim_job(claim("w"));
     REQUIRE_FALSE(claimed.ok());
@@ -374,17 +355,12 @@ TEST_CASE("store locked by another process: clear temporary errors, nothing lost
     REQUIRE_FALSE(enq.ok());
     CHECK(enq.error().temporary());
 
-    REQUIRE(::write(release[1], "x", 1) == 1);
-    int st = 0;
-    ::waitpid(pid, &st, 0);
+    lock.release();
     auto j = take(*s, claim("w"));
     REQUIRE(j);
     CHECK(j->account == "anna@ex.com"); // still there, claimable
     REQUIRE(s->enqueue_job(req("bob@ex.com")).ok());
     CHECK(s->list_jobs(true)->size() == 2);
-    for (int fd : {ready[0], ready[1], release[0], release[1]}) {
-        ::close(fd);
-    }
 }
 
 TEST_CASE("the provisioned hook: seals, enqueues, wakes; without a key the job still shows up") {

@@ -7,7 +7,3 @@ foreach(t IN LISTS mf_worker_test_targets)
     set_tests_properties(${t} PROPERTIES LABELS servers)
   endif()
 endforeach()
-# The crash test holds the store locked from a raw SQLite connection.
-if(TARGET worker_crash_test)
-  target_link_libraries(worker_crash_test PRIVATE SQLite::SQLite3)
-endif()

@@ -7,8 +7,7 @@
 
 #include "mailferry/spool.hpp"
 #include "support/migration_world.hpp"
-
-#include <sqlite3.h>
+#include "support/store_lock.hpp"
 
 using namespace std::chrono_literals;
 using mf::AccountState;
@@ -203,26 +202,7 @@ TEST_CASE("missing secret key, store locked by another process: clear errors, no
     REQUIRE(::rename(away.c_str(), w.secret_key().c_str()) == 0);
 
     // Another process holds the store's write lock while the worker starts.
-    int ready[2];
-    int release[2];
-    REQUIRE(::pipe(ready) == 0);
-    REQUIRE(::pipe(release) == 0);
-    pid_t holder = ::fork();
-    REQUIRE(holder >= 0);
-    if (holder == 0) {
-        sqlite3* h = nullptr;
-        int rc = sqlite3_open(w.db().c_str(), &h);
-        rc = rc == SQLITE_OK ? sqlite3_exec(h, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) : rc;
-        char c = rc == SQLITE_OK ? 'y' : 'n';
-        [[maybe_unused]] auto n = ::write(ready[1], &c, 1);
-        n = ::read(release[0], &c, 1);
-        sqlite3_exec(h, "COMMIT", nullptr, nullptr, nullptr);
-        sqlite3_close(h);
-        ::_exit(0);
-    }
-    char c = 0;
-    REQUIRE(::read(ready[0], &c, 1) == 1);
-    REQUIRE(c == 'y');
+    mft::StoreLockHolder lock(w.db());
     auto worker = w.start_worker();
     std::this_thread::sleep_for(3500ms);
     std::string during = mft::read_file(worker.log);
@@ -230,12 +210,7 @@ TEST_CASE("missing secret key, store locked by another process: clear errors, no
     CHECK(has(during, "database busy"));
     CHECK(has(during, "will retry"));
     CHECK(w.account("mia@example.com")->state == AccountState::provisioned);
-    REQUIRE(::write(release[1], "x", 1) == 1);
-    int st = 0;
-    ::waitpid(holder, &st, 0);
-    for (int fd : {ready[0], ready[1], release[0], release[1]}) {
-        ::close(fd);
-    }
+    lock.release();
     CHECK(w.wait_state({"mia@example.com"}, AccountState::synced, 30s));
     CHECK(wt::counts(*w.fresh, "mia@example.com") == wt::counts(w.old, "mia@example.com"));
     worker.signal(SIGTERM);

@@ -14,6 +14,7 @@
 // Usage (root; needs the users mfvmail and mailferry, and this build's mailferry and
 // mailferry-checkpassword): first_login_mailbox_bench [--rounds N] [--out DIR]
 // Not a test: nothing here passes or fails; the numbers are for the reader.
+#include "latency_stats.hpp"
 #include "mailferry/store.hpp"
 #include "support/migration_world.hpp"
 
@@ -23,7 +24,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-using Clock = std::chrono::steady_clock;
+using mfbench::Clock;
+using mfbench::ms_since;
+using mfbench::stats;
+using mfbench::Stats;
 
 namespace {
 
@@ -31,33 +35,6 @@ constexpr int kSmallMessages = 200; // × 50 KB = 10 MB
 constexpr std::size_t kSmallSize = 50 * 1000;
 constexpr int kBigMessages = 256; // × 4 MB ≈ 1 GB
 constexpr std::size_t kBigSize = 4 * 1000 * 1000;
-
-double ms_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-struct Stats {
-    double p50 = 0, p90 = 0, max = 0, mean = 0;
-    std::size_t n = 0;
-};
-
-Stats stats(std::vector<double> v) {
-    Stats s;
-    if (v.empty()) {
-        return s;
-    }
-    std::sort(v.begin(), v.end());
-    s.n = v.size();
-    s.p50 = v[v.size() / 2];
-    s.p90 = v[std::min(v.size() - 1, (v.size() * 9) / 10)];
-    s.max = v.back();
-    double sum = 0;
-    for (double x : v) {
-        sum += x;
-    }
-    s.mean = sum / static_cast<double>(v.size());
-    return s;
-}
 
 // `count` messages of `size` bytes into `user`'s INBOX: one random-words body made once,
 // each message with its own headers and a rotated body, written straight into Maildir.

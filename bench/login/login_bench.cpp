@@ -12,6 +12,7 @@
 //   (h) the same through PAM and pam_mailferry.so
 // plus 100 concurrent first logins of distinct users. Prints a table and writes
 // bench/results/login-<date>.json. Usage: login_bench [--users N] [--out DIR]
+#include "latency_stats.hpp"
 #include "mailferry/engine.hpp"
 #include "mailferry/password.hpp"
 #include "support/dovecot_server.hpp"
@@ -34,35 +35,12 @@
 #include <thread>
 #include <unistd.h>
 
-using Clock = std::chrono::steady_clock;
+using mfbench::Clock;
+using mfbench::ms_since;
+using mfbench::stats;
+using mfbench::Stats;
 
 namespace {
-
-double ms_since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-struct Stats {
-    double p50 = 0, p99 = 0, mean = 0;
-    std::size_t n = 0;
-};
-
-Stats stats(std::vector<double> v) {
-    Stats s;
-    if (v.empty()) {
-        return s;
-    }
-    std::sort(v.begin(), v.end());
-    s.n = v.size();
-    s.p50 = v[v.size() / 2];
-    s.p99 = v[std::min(v.size() - 1, (v.size() * 99) / 100)];
-    double sum = 0;
-    for (double x : v) {
-        sum += x;
-    }
-    s.mean = sum / static_cast<double>(v.size());
-    return s;
-}
 
 // A minimal IMAPS client: the floor any remote verification pays.
 bool raw_imaps_login(std::uint16_t port, const std::string& ca, const std::string& user,
