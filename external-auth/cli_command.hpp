@@ -53,13 +53,15 @@ void print_json(const nlohmann::json& doc);
 
 // ---- the command table: one line per cli_<name>.cpp ----
 extern const Command check_config_command;
-extern const Command worker_command; // cli_worker.cpp
-extern const Command keys_command;   // cli_keys.cpp
+extern const Command worker_command;  // cli_worker.cpp
+extern const Command keys_command;    // cli_keys.cpp
+extern const Command cutover_command; // cli_cutover.cpp
 
 inline constexpr const Command* kCommands[] = {
     &check_config_command,
     &worker_command,
     &keys_command,
+    &cutover_command,
 };
 
 } // namespace mf::cli

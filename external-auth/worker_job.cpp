@@ -3,7 +3,7 @@
 //
 //   account cutover/disabled → delete the spool entry, job done (nothing to copy)
 //   provisioned/failed/synced → copying (first copy) or resyncing (later rounds), audited
-//   held → copied without a state change (the final round of a cut-over)
+//   held → the final round of a cut-over: copied, then cutover, the entry deleted, done
 //   copy ok    → synced; next resync round queued (keep_until = cutover and an interval),
 //                or the entry deleted (keep_until = first-sync) and the job done
 //   copy error → account failed (last_error), job retry after backoff — or given up at
@@ -157,7 +157,7 @@ void Worker::Impl::run_job(Running& r) {
     case AccountState::held:
     case AccountState::copying:
     case AccountState::resyncing:
-        break; // held: the final round, no state change; copying/resyncing: resumed
+        break; // held: the final round (state changes after it); copying/resyncing: resumed
     case AccountState::provisioned:
         to = AccountState::copying;
         break;
@@ -287,13 +287,46 @@ void Worker::Impl::run_job(Running& r) {
     }
     const copy::Summary& sum = *res;
     const std::string text = summary_text(sum, took);
-    if (a.state != AccountState::held) {
+    if (a.state == AccountState::held) {
+        // The final round of a cut-over (`mailferry cutover`): the account is done. What
+        // a round cannot copy (listed in the result) would not copy on a retry either,
+        // and users wait with TEMPFAIL while the account is held.
         AuditContext c = ctx;
-        c.detail = text;
-        if (auto s = store->set_state(job.account, AccountState::synced, c); !s) {
+        c.detail = "final round: " + text;
+        if (auto s = store->set_state(job.account, AccountState::cutover, c, AccountState::held);
+            !s) {
             fail(s.error());
             return;
         }
+        if (auto rm = spool->remove(job.account); !rm) {
+            log::warning(who + ": delete the spool entry: " + rm.error().message());
+        }
+        JobFinish how;
+        how.state = JobState::done;
+        how.result = "cut over after the final round: " + text;
+        log::info(who + ": " + how.result + "; spool entry deleted");
+        finish(how);
+        return;
+    }
+    AuditContext synced_ctx = ctx;
+    synced_ctx.detail = text;
+    if (auto s =
+            store->set_state(job.account, AccountState::synced, synced_ctx, to ? *to : a.state);
+        !s) {
+        if (s.error().scope != Scope::account) {
+            fail(s.error());
+            return;
+        }
+        // The state changed during the round (`mailferry cutover` put the account on hold):
+        // run again at once; the next claim sees the new state.
+        JobFinish again;
+        again.state = JobState::queued;
+        again.run_at = now_unix_ms();
+        again.next_kind = JobKind::resync;
+        again.result = text;
+        log::info(who + ": " + text + "; " + s.error().message() + "; queued again");
+        finish(again);
+        return;
     }
     JobFinish how;
     how.result = text;
