@@ -207,7 +207,8 @@ class Planner {
         if (auto it = seen_.find(id->canonical); it != seen_.end()) {
             const Seen& first = it->second;
             if (first.digest == digest) {
-                plan_.notes.push_back({line, id->canonical + ": same account and password as line " +
+                plan_.notes.push_back({line, id->canonical +
+                                                 ": same account and password as line " +
                                                  std::to_string(first.line) + ", counted once"});
             } else {
                 error(line, id->canonical + ": also at line " + std::to_string(first.line) +
@@ -271,7 +272,8 @@ void plan_passwd_file(const TextFile& file, Planner& p, ImportPlan& plan) {
         }
         auto f = split_on(lines[i], ':');
         if (f.size() < 2) {
-            p.error(n, "1 field; a passwd-file line is user:password[:uid:gid:gecos:home:shell:extra]");
+            p.error(
+                n, "1 field; a passwd-file line is user:password[:uid:gid:gecos:home:shell:extra]");
             continue;
         }
         p.add(n, f[0], f[1], Bare::crypt);
@@ -314,12 +316,11 @@ void plan_communigate(const TextFile& file, Planner& p, ImportPlan& plan, char s
     }
     if (!name_col || !pw_col) {
         // Never show the line: without a header it would be a user's password.
-        p.error(header_line,
-                std::string("the first line must name the columns (Name and Password, "
-                            "separated by ") +
-                    (sep == '\t' ? "TAB" : std::string(1, sep)) + "); found " +
-                    plural(header.size(), "column") + ", none called " +
-                    (!name_col ? "Name" : "Password"));
+        p.error(header_line, std::string("the first line must name the columns (Name and Password, "
+                                         "separated by ") +
+                                 (sep == '\t' ? "TAB" : std::string(1, sep)) + "); found " +
+                                 plural(header.size(), "column") + ", none called " +
+                                 (!name_col ? "Name" : "Password"));
         return;
     }
     for (++i; i < lines.size(); ++i) {

@@ -25,9 +25,9 @@ TextFile::~TextFile() {
 }
 
 TextFile::TextFile(TextFile&& other) noexcept
-    : name_(std::move(other.name_)), data_(std::move(other.data_)),
-      lines_(std::move(other.lines_)), had_bom_(other.had_bom_), crlf_lines_(other.crlf_lines_),
-      unterminated_(other.unterminated_) {}
+    : name_(std::move(other.name_)), data_(std::move(other.data_)), lines_(std::move(other.lines_)),
+      had_bom_(other.had_bom_), crlf_lines_(other.crlf_lines_), unterminated_(other.unterminated_) {
+}
 
 TextFile& TextFile::operator=(TextFile&& other) noexcept {
     if (this != &other) {
@@ -88,7 +88,8 @@ Result<TextFile> TextFile::read(const std::string& path, std::size_t max_bytes) 
         if (data.capacity() < data.size() + static_cast<std::size_t>(n)) {
             // Grow by hand so the old buffer is wiped, not just freed.
             std::vector<char> bigger;
-            bigger.reserve(std::max(data.capacity() * 2, data.size() + static_cast<std::size_t>(n)));
+            bigger.reserve(
+                std::max(data.capacity() * 2, data.size() + static_cast<std::size_t>(n)));
             bigger.assign(data.begin(), data.end());
             wipe(data.data(), data.size());
             data.swap(bigger);
@@ -158,7 +159,11 @@ std::string utf8_problem(std::string_view text) {
     std::size_t i = 0;
     while (i < text.size()) {
         auto c = static_cast<unsigned char>(text[i]);
-        std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        std::size_t len = c < 0x80           ? 1
+                          : (c >> 5) == 0x6  ? 2
+                          : (c >> 4) == 0xE  ? 3
+                          : (c >> 3) == 0x1E ? 4
+                                             : 0;
         if (len == 0 || (len == 2 && c < 0xC2) || (len == 4 && c > 0xF4) || i + len > text.size()) {
             return bad(i);
         }

@@ -136,7 +136,8 @@ HashCheck check_lanman(std::string_view raw, const Secret* password) {
         upper.data()[i] = (c >= 'a' && c <= 'z') ? static_cast<unsigned char>(c - 'a' + 'A') : c;
     }
     WipedBytes lm(16);
-    if (!des_half(des, upper.data(), lm.data()) || !des_half(des, upper.data() + 7, lm.data() + 8)) {
+    if (!des_half(des, upper.data(), lm.data()) ||
+        !des_half(des, upper.data() + 7, lm.data() + 8)) {
         return unsupported("OpenSSL DES-ECB failed");
     }
     return matched(equal_ct(lm.data(), reinterpret_cast<const unsigned char*>(raw.data()), 16));

@@ -105,8 +105,8 @@ std::optional<ImportFormat> import_format_from(std::string_view name);
 
 struct ImportOptions {
     ImportFormat format = ImportFormat::dovecot_passwd_file;
-    std::string domain;  // bare names in the file become name@domain (else: short names)
-    char separator = 0;  // 0: the format's own (modoboa ';', communigate TAB)
+    std::string domain; // bare names in the file become name@domain (else: short names)
+    char separator = 0; // 0: the format's own (modoboa ';', communigate TAB)
 };
 
 struct ImportAccount {
