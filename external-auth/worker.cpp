@@ -58,14 +58,6 @@ std::string make_id() {
     return std::string(host) + ":" + std::to_string(::getpid()) + ":" + tail;
 }
 
-std::string dir_of(const std::string& path) {
-    auto pos = path.rfind('/');
-    if (pos == std::string::npos) {
-        return ".";
-    }
-    return pos == 0 ? "/" : path.substr(0, pos);
-}
-
 // The host lock: lock_dir/worker.lock, flock'd for the worker's life, holding its PID.
 Result<void> take_host_lock(Worker::Impl& w) {
     const std::string& dir = w.cfg.store.lock_dir;

@@ -105,14 +105,6 @@ std::string sys_error(const std::string& call, int err) {
     return call + " failed: " + errno_text(err);
 }
 
-std::string dir_of(const std::string& path) {
-    auto pos = path.rfind('/');
-    if (pos == std::string::npos) {
-        return ".";
-    }
-    return pos == 0 ? "/" : path.substr(0, pos);
-}
-
 std::string base_of(const std::string& path) {
     auto pos = path.rfind('/');
     return pos == std::string::npos ? path : path.substr(pos + 1);
