@@ -101,6 +101,83 @@ bool unchanged(const FolderRow& row, const BoxStatus& st) {
            row.src_modseq == st.modseq;
 }
 
+} // namespace
+
+Result<void> detail::create_and_subscribe(CopyContext& ctx, std::vector<FolderPlan>& plans,
+                                          Summary& sum) {
+    // Create what is missing, parents before children (plans are sorted by name).
+    {
+        std::map<std::string, FolderPlan*> tags;
+        for (auto& p : plans) {
+            if (p.copy && !p.dst_exists) {
+                tags[ctx.dst->command("CREATE " + *imap::quote(p.dst_wire))] = &p;
+            }
+        }
+        std::size_t open = tags.size();
+        while (open > 0) {
+            auto r = ctx.dst->read();
+            if (!r) {
+                return r.error();
+            }
+            if (r->type != imap::Response::Type::tagged) {
+                continue;
+            }
+            auto it = tags.find(r->tag);
+            if (it == tags.end()) {
+                return make_error("create folders at " + ctx.dst->peer(), "unexpected tag",
+                                  Scope::server, Retry::later);
+            }
+            --open;
+            if (r->keyword == "OK" || r->code == "ALREADYEXISTS") {
+                it->second->dst_exists = true;
+                sum.folders_created += r->keyword == "OK" ? 1 : 0;
+                continue;
+            }
+            it->second->copy = false;
+            sum.skipped.push_back(Skipped{it->second->name, 0, 0,
+                                          "target refused to create \"" +
+                                              sanitize_reply(it->second->dst_utf8) +
+                                              "\": " + r->summary()});
+        }
+    }
+    // Subscriptions (a subscription to a folder that exists nowhere cannot be copied to
+    // a server that only subscribes existing folders; it is noted, not an error).
+    {
+        std::map<std::string, FolderPlan*> tags;
+        for (auto& p : plans) {
+            if (p.src.subscribed && !p.dst_subscribed && !p.dst_wire.empty() &&
+                (p.dst_exists || p.src.listed)) {
+                tags[ctx.dst->command("SUBSCRIBE " + *imap::quote(p.dst_wire))] = &p;
+            }
+        }
+        std::size_t open = tags.size();
+        while (open > 0) {
+            auto r = ctx.dst->read();
+            if (!r) {
+                return r.error();
+            }
+            if (r->type != imap::Response::Type::tagged) {
+                continue;
+            }
+            --open;
+            auto it = tags.find(r->tag);
+            if (it == tags.end()) {
+                continue;
+            }
+            if (r->keyword == "OK") {
+                ++sum.subscriptions_added;
+            } else {
+                sum.notes.push_back("subscription to \"" + sanitize_reply(it->second->name) +
+                                    "\" not copied: " + r->summary());
+            }
+        }
+    }
+
+    return {};
+}
+
+namespace {
+
 // One folder, with reconnects: a broken connection gets fresh ones and the folder runs
 // again (progress is kept in the state file); three failures in a row without progress
 // end it. Returns an Error only for what stops the whole account.
@@ -175,6 +252,9 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
         return make_error("copy " + from.label(), "no state file given", Scope::config,
                           Retry::never);
     }
+    if (!from.local.empty() || from.pop3) {
+        return copy_local(from, to, opts, progress, cancel);
+    }
     auto state = State::open(opts.state_path);
     if (!state) {
         return state.error();
@@ -242,72 +322,8 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
     shared.p.folders_total = static_cast<std::size_t>(
         std::count_if(plans.begin(), plans.end(), [](const FolderPlan& p) { return p.copy; }));
 
-    // Create what is missing, parents before children (plans are sorted by name).
-    {
-        std::map<std::string, FolderPlan*> tags;
-        for (auto& p : plans) {
-            if (p.copy && !p.dst_exists) {
-                tags[ctx.dst->command("CREATE " + *imap::quote(p.dst_wire))] = &p;
-            }
-        }
-        std::size_t open = tags.size();
-        while (open > 0) {
-            auto r = ctx.dst->read();
-            if (!r) {
-                return r.error();
-            }
-            if (r->type != imap::Response::Type::tagged) {
-                continue;
-            }
-            auto it = tags.find(r->tag);
-            if (it == tags.end()) {
-                return make_error("create folders at " + ctx.dst->peer(), "unexpected tag",
-                                  Scope::server, Retry::later);
-            }
-            --open;
-            if (r->keyword == "OK" || r->code == "ALREADYEXISTS") {
-                it->second->dst_exists = true;
-                sum.folders_created += r->keyword == "OK" ? 1 : 0;
-                continue;
-            }
-            it->second->copy = false;
-            sum.skipped.push_back(Skipped{it->second->name, 0, 0,
-                                          "target refused to create \"" +
-                                              sanitize_reply(it->second->dst_utf8) +
-                                              "\": " + r->summary()});
-        }
-    }
-    // Subscriptions (a subscription to a folder that exists nowhere cannot be copied to
-    // a server that only subscribes existing folders; it is noted, not an error).
-    {
-        std::map<std::string, FolderPlan*> tags;
-        for (auto& p : plans) {
-            if (p.src.subscribed && !p.dst_subscribed && !p.dst_wire.empty() &&
-                (p.dst_exists || p.src.listed)) {
-                tags[ctx.dst->command("SUBSCRIBE " + *imap::quote(p.dst_wire))] = &p;
-            }
-        }
-        std::size_t open = tags.size();
-        while (open > 0) {
-            auto r = ctx.dst->read();
-            if (!r) {
-                return r.error();
-            }
-            if (r->type != imap::Response::Type::tagged) {
-                continue;
-            }
-            --open;
-            auto it = tags.find(r->tag);
-            if (it == tags.end()) {
-                continue;
-            }
-            if (r->keyword == "OK") {
-                ++sum.subscriptions_added;
-            } else {
-                sum.notes.push_back("subscription to \"" + sanitize_reply(it->second->name) +
-                                    "\" not copied: " + r->summary());
-            }
-        }
+    if (auto r = create_and_subscribe(ctx, plans, sum); !r) {
+        return r.error();
     }
 
     // Folders with nothing to do are settled here in one transaction: unchanged ones, and

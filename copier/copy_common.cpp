@@ -17,7 +17,10 @@
 namespace mf::copy {
 
 std::string Endpoint::label() const {
-    return user + "@" + host + ":" + std::to_string(port);
+    if (!local.empty()) {
+        return local;
+    }
+    return std::string(pop3 ? "pop3:" : "") + user + "@" + host + ":" + std::to_string(port);
 }
 
 } // namespace mf::copy

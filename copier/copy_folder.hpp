@@ -85,6 +85,21 @@ struct CopyContext {
     }
 };
 
+// CREATEs the planned folders the target lacks (parents first) and SUBSCRIBEs what the
+// source subscribes, pipelined. A refused CREATE turns the plan's copy off and is listed
+// in sum.skipped; a refused SUBSCRIBE is a note.
+Result<void> create_and_subscribe(CopyContext& ctx, std::vector<FolderPlan>& plans, Summary& sum);
+
+} // namespace mf::copy::detail
+
+namespace mf::copy {
+// copy_account() for Endpoint::local sources (copy_local.cpp).
+Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Options& opts,
+                           const ProgressFn& progress, const std::atomic<bool>* cancel);
+} // namespace mf::copy
+
+namespace mf::copy::detail {
+
 class FolderSync {
   public:
     FolderSync(CopyContext& ctx, const FolderPlan& plan, FolderRow& row)

@@ -51,6 +51,12 @@ CREATE TABLE IF NOT EXISTS copy_message(
   dst_floor INTEGER NOT NULL DEFAULT 0,
   state INTEGER NOT NULL,
   PRIMARY KEY(folder, src_uid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS copy_source_key(
+  account INTEGER NOT NULL REFERENCES copy_account(id),
+  key TEXT NOT NULL,
+  uid INTEGER NOT NULL,
+  PRIMARY KEY(account, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS copy_source_key_uid ON copy_source_key(account, uid);
 INSERT OR IGNORE INTO copy_meta(key, value) VALUES('schema', '1');
 )SQL";
 
@@ -429,6 +435,38 @@ Result<void> State::drop_messages(std::int64_t folder) {
         return db_error("delete folder messages");
     }
     return {};
+}
+
+Result<std::uint32_t> State::uid_for_key(std::int64_t account, const std::string& key) {
+    static const char* get = "SELECT uid FROM copy_source_key WHERE account = ? AND key = ?";
+    auto q = prepare(get);
+    if (!q) {
+        return q.error();
+    }
+    sqlite3_bind_int64(*q, 1, account);
+    sqlite3_bind_text(*q, 2, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(*q);
+    if (rc == SQLITE_ROW) {
+        auto uid = static_cast<std::uint32_t>(sqlite3_column_int64(*q, 0));
+        sqlite3_reset(*q);
+        return uid;
+    }
+    sqlite3_reset(*q);
+    if (rc != SQLITE_DONE) {
+        return db_error("read source key");
+    }
+    static const char* put = "INSERT INTO copy_source_key(account, key, uid) SELECT ?, ?, "
+                             "COALESCE(MAX(uid), 0) + 1 FROM copy_source_key WHERE account = ?1";
+    auto st = prepare(put);
+    if (!st) {
+        return st.error();
+    }
+    sqlite3_bind_int64(*st, 1, account);
+    sqlite3_bind_text(*st, 2, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+    if (!step_done(*st)) {
+        return db_error("store source key");
+    }
+    return uid_for_key(account, key);
 }
 
 // ---- Hasher -----------------------------------------------------------------------------

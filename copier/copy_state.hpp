@@ -7,6 +7,7 @@
 //   copy_folder(id, account, src_name, dst_name, src_uidvalidity, src_uidnext, src_modseq,
 //               dst_uidvalidity, complete, sweep_floor, sweep_until)
 //   copy_message(folder, src_uid, dst_uid, size, digest, flags, dst_floor, state)
+//   copy_source_key(account, key, uid): UIDs given to POP3 UIDLs and Maildir base names
 // state 0 = intent (APPEND may or may not have happened), 1 = done (dst_uid known),
 // 2 = appended, target UID unknown (server without UIDPLUS).
 //
@@ -87,6 +88,11 @@ class State {
     Result<void> set_flags(std::int64_t folder, std::uint32_t src_uid, const std::string& flags);
     Result<void> drop_message(std::int64_t folder, std::uint32_t src_uid);
     Result<void> drop_messages(std::int64_t folder);
+
+    // A stable UID for a source that has none (a POP3 UIDL, a Maildir base name): the same
+    // key always gets the same UID in this account, a new key the next free one (UIDs are
+    // never reused, so callers that key by folder too get unique UIDs per folder).
+    Result<std::uint32_t> uid_for_key(std::int64_t account, const std::string& key);
 
     Result<void> begin();
     Result<void> commit();

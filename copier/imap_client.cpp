@@ -261,8 +261,6 @@ Result<void> Client::command_with_args(const std::string& tag, std::string_view 
     return {};
 }
 
-namespace {
-
 std::string base64(std::string_view in) {
     std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
     int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
@@ -271,8 +269,6 @@ std::string base64(std::string_view in) {
     out.resize(static_cast<std::size_t>(n));
     return out;
 }
-
-} // namespace
 
 Result<void> Client::login(const std::string& user, const Secret& password,
                            const std::string& auth_user) {

@@ -129,4 +129,7 @@ class Client {
     std::optional<char> delimiter_;
 };
 
+// Standard base64 (SASL PLAIN for IMAP and POP3).
+std::string base64(std::string_view in);
+
 } // namespace mf::imap

@@ -65,9 +65,22 @@ mf::copy::Endpoint parse_url(const std::string& url, const std::string& which) {
     } else if (scheme == "imap+plain") {
         ep.tls = mf::TlsMode::none;
         ep.port = 143;
+    } else if (which == "from" && scheme == "pop3s") {
+        ep.pop3 = true;
+        ep.tls = mf::TlsMode::implicit;
+        ep.port = 995;
+    } else if (which == "from" && scheme == "pop3") {
+        ep.pop3 = true;
+        ep.tls = mf::TlsMode::starttls;
+        ep.port = 110;
+    } else if (which == "from" && scheme == "pop3+plain") {
+        ep.pop3 = true;
+        ep.tls = mf::TlsMode::none;
+        ep.port = 110;
     } else {
-        throw UsageError{"--" + which + ": unknown scheme \"" + mf::sanitize_reply(scheme) +
-                         "\" (imaps, imap or imap+plain)"};
+        throw UsageError{
+            "--" + which + ": unknown scheme \"" + mf::sanitize_reply(scheme) +
+            "\" (imaps, imap or imap+plain; --from also pop3s, pop3, pop3+plain, maildir:)"};
     }
     if (!rest.empty() && rest.back() == '/') {
         rest.pop_back();
@@ -307,6 +320,12 @@ int main(int argc, char** argv) {
   imap://user@host[:port]        STARTTLS, required (default port 143)
   imap+plain://user@host[:port]  no TLS at all (loopback tests only)
   A user containing '@' is fine (the last '@' separates the host); %40 also works.
+  pop3s://user@host[:port]       (--from only) POP3 over implicit TLS (995); pop3:// is
+                                 STLS (110), pop3+plain:// no TLS; INBOX only, by UIDL
+  maildir:/path                  (--from only) a local Maildir, read-only: Maildir++
+                                 (.Sub.Folder) or subdirectories; flags, keywords, UIDs
+                                 and subscriptions from Dovecot's or Courier's files;
+                                 no --from-password-file
 
 Passwords are read only from files that just their owner can read (chmod 600); never
 from the command line or the environment.
@@ -318,6 +337,8 @@ Examples:
   mailferry-copy --from imaps://anna@old.example.com --from-password-file anna.pw \
       --to imaps://anna@new.example.com --to-master-user admin*master \
       --to-password-file master.pw --state anna.db --verify --report anna-verify.json
+  mailferry-copy --from maildir:/srv/rsync/anna/Maildir --to imaps://anna@new.example.com \
+      --to-password-file ~/.anna-new --state anna.db
   mailferry-copy ... --skip 'Trash' --skip 'Archive/*' --after 2020-01-01 --rename-map map.tsv
 
 Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login refused,
@@ -415,12 +436,27 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
     mf::copy::Endpoint to;
     mf::copy::Options opts;
     try {
-        from = parse_url(from_url, "from");
+        const bool local = from_url.rfind("maildir:", 0) == 0;
+        if (local) {
+            if (from_url.size() <= 8 || verify || verify_only) {
+                throw UsageError{"--from maildir:/path needs a path (and cannot be verified "
+                                 "with --verify yet)"};
+            }
+            from.local = from_url;
+        } else {
+            from = parse_url(from_url, "from");
+            if (from.pop3 && (verify || verify_only)) {
+                throw UsageError{"--verify compares over IMAP; a POP3 source cannot be verified "
+                                 "yet"};
+            }
+        }
         to = parse_url(to_url, "to");
-        if (from_pw_file.empty() || to_pw_file.empty()) {
+        if ((!local && from_pw_file.empty()) || to_pw_file.empty()) {
             throw UsageError{"both --from-password-file and --to-password-file are required"};
         }
-        from.password = read_password_file(from_pw_file, "--from-password-file");
+        if (!local) {
+            from.password = read_password_file(from_pw_file, "--from-password-file");
+        }
         to.password = read_password_file(to_pw_file, "--to-password-file");
         from.auth_user = from_master;
         to.auth_user = to_master;

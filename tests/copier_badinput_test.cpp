@@ -241,62 +241,25 @@ namespace {
 // UID 5's FETCH is answered NO. Serves connections one after another until stopped.
 class BadSource {
   public:
-    BadSource() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int one = 1;
-        ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
-        ::listen(fd_, 8);
-        thread_ = std::thread([this] { serve(); });
-    }
-    ~BadSource() {
-        stop_ = true;
-        ::shutdown(fd_, SHUT_RDWR);
-        ::close(fd_);
-        thread_.join();
-    }
+    BadSource()
+        : server_([this](int c, int /*n*/) {
+              ++connections_;
+              session(c);
+          }) {}
+    ~BadSource() = default;
     BadSource(const BadSource&) = delete;
     BadSource& operator=(const BadSource&) = delete;
-    [[nodiscard]] std::uint16_t port() const { return port_; }
+    [[nodiscard]] std::uint16_t port() const { return server_.port(); }
     static std::string body(int uid) { return cu::mail("scripted-" + std::to_string(uid), 3000); }
     int connections() const { return connections_.load(); }
 
   private:
-    void serve() {
-        while (!stop_) {
-            int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (c < 0) {
-                return;
-            }
-            ++connections_;
-            session(c);
-            ::close(c);
-        }
-    }
-    static bool send_all(int c, const std::string& s) {
-        return ::send(c, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
-    }
+    static bool send_all(int c, const std::string& s) { return cu::ScriptedServer::send_all(c, s); }
     void session(int c) {
         send_all(c, "* OK [CAPABILITY IMAP4rev1 LITERAL+ UIDPLUS AUTH=PLAIN SASL-IR] scripted\r\n");
         std::string buf;
-        char tmp[4096];
-        for (;;) {
-            std::size_t nl;
-            while ((nl = buf.find("\r\n")) == std::string::npos) {
-                ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
-                if (n <= 0) {
-                    return;
-                }
-                buf.append(tmp, static_cast<std::size_t>(n));
-            }
-            std::string line = buf.substr(0, nl);
-            buf.erase(0, nl + 2);
+        std::string line;
+        while (cu::ScriptedServer::read_line(c, buf, line)) {
             std::string tag = line.substr(0, line.find(' '));
             std::string cmd = line.substr(tag.size() + 1);
             auto ok = [&](const std::string& text = "done") {
@@ -376,11 +339,8 @@ class BadSource {
         }
     }
 
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-    std::atomic<bool> stop_{false};
     std::atomic<int> connections_{0};
-    std::thread thread_;
+    cu::ScriptedServer server_; // last: stopped before the members its sessions use
 };
 
 } // namespace

@@ -107,7 +107,7 @@ TEST_CASE("usage and configuration errors exit 2 with a clear message, touching 
         CHECK(r.exit_code == 2);
         CHECK(r.err.find(c.expect) != std::string::npos);
     }
-    auto bad_url = mft::run({bin, "--from", "pop3://x@y", "--to", "imaps://c@d",
+    auto bad_url = mft::run({bin, "--from", "ftp://x@y", "--to", "imaps://c@d",
                              "--from-password-file", ok, "--to-password-file", ok, "--state", st},
                             {}, 30s);
     CHECK(bad_url.exit_code == 2);

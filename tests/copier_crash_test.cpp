@@ -5,7 +5,9 @@
 // SIGKILL at least 20 times at random delays (the seed is printed, so a failure can be
 // replayed with MF_CRASH_SEED), each time leaving whatever it had in flight: committed
 // intents, APPENDs sent and maybe saved, half-sent literals. A final run must then finish
-// with exit 0, and the account read back over IMAP must match the source exactly.
+// with exit 0, and the account read back over IMAP must match the source exactly. The
+// same is done (10 kills, half of them after a random number of new messages on the target)
+// with a local Maildir as the source (--from maildir:).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -15,6 +17,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <filesystem>
 #include <random>
 #include <sys/wait.h>
 #include <thread>
@@ -40,6 +43,83 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
         ::_exit(127);
     }
     return pid;
+}
+
+// Starts the program and SIGKILLs it after a random delay, `times` times; returns how
+// often it struck (fewer when a run finished first: then the corpus was too small for
+// this machine, and that run must have succeeded).
+int kill_randomly(const std::vector<std::string>& argv, const std::string& log, int times,
+                  std::uniform_int_distribution<int>& delay_ms, std::mt19937& rng) {
+    int kills = 0;
+    while (kills < times) {
+        pid_t pid = spawn(argv, log);
+        REQUIRE(pid > 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+            INFO(mft::read_file(log));
+            CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+            break;
+        }
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        ++kills;
+    }
+    return kills;
+}
+
+// Message files in a Maildir tree (what the target Dovecot has saved so far).
+std::size_t maildir_files(const std::string& root) {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+        auto dir = it->path().parent_path().filename();
+        if ((dir == "cur" || dir == "new") && it->is_regular_file(ec)) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+// Like kill_randomly, but every other kill waits for the target to gain a random number
+// of messages (at most `step`) instead of a random time: listing a large local tree takes
+// seconds or milliseconds depending on the machine and its load, and kills that all land
+// before the first APPEND prove nothing. The others strike at 5–300 ms, in the startup.
+int kill_at_progress(const std::vector<std::string>& argv, const std::string& log,
+                     const std::string& target_root, int times, int step, std::mt19937& rng) {
+    std::uniform_int_distribution<int> early_ms(5, 300);
+    std::uniform_int_distribution<int> more(1, step);
+    int kills = 0;
+    while (kills < times) {
+        pid_t pid = spawn(argv, log);
+        REQUIRE(pid > 0);
+        int status = 0;
+        bool exited = false;
+        if (kills % 2 == 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(early_ms(rng)));
+        } else {
+            std::size_t want = maildir_files(target_root) + static_cast<std::size_t>(more(rng));
+            auto give_up = std::chrono::steady_clock::now() + 120s;
+            while (maildir_files(target_root) < want &&
+                   std::chrono::steady_clock::now() < give_up) {
+                if (::waitpid(pid, &status, WNOHANG) == pid) {
+                    exited = true;
+                    break;
+                }
+                std::this_thread::sleep_for(2ms);
+            }
+        }
+        if (exited || ::waitpid(pid, &status, WNOHANG) == pid) {
+            INFO(mft::read_file(log));
+            CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+            break;
+        }
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        ++kills;
+    }
+    return kills;
 }
 
 } // namespace
@@ -99,22 +179,7 @@ TEST_CASE("killed at 20+ random points, the copy resumes without loss or duplica
     // Delays from "still starting up" to "deep in a folder": a run needs a few hundred
     // milliseconds to log in, list and resolve what the last one left open.
     std::uniform_int_distribution<int> delay_ms(5, 1000);
-    int kills = 0;
-    while (kills < 20) {
-        pid_t pid = spawn(argv, tmp.file("runs.log"));
-        REQUIRE(pid > 0);
-        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
-        int status = 0;
-        if (::waitpid(pid, &status, WNOHANG) == pid) {
-            // Finished before we struck: then the corpus was too small for this machine.
-            INFO(mft::read_file(tmp.file("runs.log")));
-            CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-            break;
-        }
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        ++kills;
-    }
+    int kills = kill_randomly(argv, tmp.file("runs.log"), 20, delay_ms, rng);
     MESSAGE("killed " << kills << " times");
     REQUIRE(kills >= 20);
     // The kills must have struck mid-copy, or this test proves nothing.
@@ -143,4 +208,59 @@ TEST_CASE("killed at 20+ random points, the copy resumes without loss or duplica
     auto again = mft::run(argv, {}, 120s);
     CHECK(again.exit_code == 0);
     CHECK(cu::total(cu::snapshot(dst.imap_port(), du, "dst-pw")) == kMessages);
+}
+
+TEST_CASE("a Maildir source killed at 10 random points resumes without loss or duplicates") {
+    const std::string su = "mdcrash@old.example";
+    const std::string du = "mdcrash@new.example";
+    mft::DovecotOptions so;
+    so.label = "mdcrash-src";
+    so.users = {{su, "src-pw"}};
+    so.tls = so.imaps = so.pop3 = so.pop3s = so.submission = false;
+    so.extra_config = cu::source_config();
+    mft::DovecotOptions dopt = so;
+    dopt.label = "mdcrash-dst";
+    dopt.users = {{du, "dst-pw"}};
+    dopt.extra_config = cu::target_config();
+    mft::DovecotServer src(so);
+    mft::DovecotServer dst(dopt);
+    std::mt19937 rng(static_cast<unsigned>(std::random_device{}()));
+    constexpr int kLocal = 1500;
+    const char* folders[] = {"", "Sent", "Archive.2023"};
+    std::uniform_int_distribution<int> size(400, 9000);
+    for (int i = 0; i < kLocal; ++i) {
+        cu::put(src, su, folders[i % 3],
+                cu::mail("l" + std::to_string(i), static_cast<std::size_t>(size(rng))),
+                i % 3 == 0 ? "S" : "");
+    }
+    mft::TempDir tmp("copier-mdcrash");
+    mft::write_file(tmp.file("dst.pw"), "dst-pw\n", 0600);
+    const std::vector<std::string> argv = {mft::program_path("copier", "mailferry-copy"),
+                                           "--from",
+                                           "maildir:" + src.mail_dir(su),
+                                           "--to",
+                                           "imap+plain://" + du +
+                                               "@127.0.0.1:" + std::to_string(dst.imap_port()),
+                                           "--to-password-file",
+                                           tmp.file("dst.pw"),
+                                           "--state",
+                                           tmp.file("state.db"),
+                                           "--quiet"};
+    int kills =
+        kill_at_progress(argv, tmp.file("runs.log"), dst.mail_dir(du), 10, kLocal / 10, rng);
+    MESSAGE("killed " << kills << " times");
+    CHECK(kills >= 5);
+    // The kills must have struck mid-copy, or this test proves nothing.
+    auto mid = cu::total(cu::snapshot(dst.imap_port(), du, "dst-pw"));
+    MESSAGE(mid << " of " << kLocal << " messages on the target before the final run");
+    CHECK(mid > 0);
+    CHECK(mid < kLocal);
+    auto fin = mft::run(argv, {}, 300s);
+    INFO(fin.err);
+    REQUIRE(fin.exit_code == 0);
+    auto s = cu::snapshot(src.imap_port(), su, "src-pw");
+    auto d = cu::snapshot(dst.imap_port(), du, "dst-pw");
+    CHECK(cu::total(s) == kLocal);
+    CHECK(cu::total(d) == kLocal); // no duplicates, nothing lost
+    CHECK(cu::compare(s, d) == "");
 }

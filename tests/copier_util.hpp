@@ -14,15 +14,20 @@
 #include "support/test_env.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -268,5 +273,71 @@ inline std::string mail(const std::string& subject, std::size_t size = 200, char
     }
     return m;
 }
+
+// A loopback listener for scripted servers (the faults a real server will not produce on
+// demand): `session(fd, n)` runs for the n-th connection (from 1), one after another on
+// a thread, until the object dies; the connection is closed after it returns.
+class ScriptedServer {
+  public:
+    explicit ScriptedServer(std::function<void(int, int)> session) : session_(std::move(session)) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            throw std::runtime_error("bind a loopback port");
+        }
+        socklen_t len = sizeof a;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+        port_ = ntohs(a.sin_port);
+        ::listen(fd_, 8);
+        thread_ = std::thread([this] {
+            for (int n = 1;; ++n) {
+                int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+                if (c < 0) {
+                    return;
+                }
+                session_(c, n);
+                ::close(c);
+            }
+        });
+    }
+    ~ScriptedServer() {
+        ::shutdown(fd_, SHUT_RDWR);
+        ::close(fd_);
+        thread_.join();
+    }
+    ScriptedServer(const ScriptedServer&) = delete;
+    ScriptedServer& operator=(const ScriptedServer&) = delete;
+    [[nodiscard]] std::uint16_t port() const { return port_; }
+
+    static bool send_all(int c, const std::string& s) {
+        return ::send(c, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+    }
+    // The next CRLF-terminated line (without CRLF) into `line`; `buf` keeps what follows.
+    // False when the client is gone.
+    static bool read_line(int c, std::string& buf, std::string& line) {
+        std::size_t nl;
+        char tmp[4096];
+        while ((nl = buf.find("\r\n")) == std::string::npos) {
+            ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
+            if (n <= 0) {
+                return false;
+            }
+            buf.append(tmp, static_cast<std::size_t>(n));
+        }
+        line = buf.substr(0, nl);
+        buf.erase(0, nl + 2);
+        return true;
+    }
+
+  private:
+    std::function<void(int, int)> session_;
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::thread thread_;
+};
 
 } // namespace cu

@@ -11,6 +11,13 @@
 // next run by asking the target (APPENDUID, else size + SHA-256 of candidates): nothing is
 // lost, nothing duplicated, and nothing is ever added to a message.
 //
+// Other sources (Endpoint::local = "maildir:/path", Endpoint::pop3): read through one
+// Source interface (copier/source.hpp) and appended one message at a time with the same
+// intents; open intents and a changed UIDVALIDITY are settled by SHA-256 of the target's
+// messages. A Maildir is never changed (flags, keywords, dates, UIDs and subscriptions
+// from Dovecot's or Courier's files); POP3 copies INBOX by UIDL, never deletes, and has
+// no flags or dates to carry. verify_account() is IMAP→IMAP only.
+//
 // Threading: one call copies up to Options::connections folders at once, each on its own
 // pair of connections (worker threads of the call); calls for different accounts may run
 // in parallel threads, sharing one state file or not (SQLite serializes writers, each
@@ -50,8 +57,15 @@ struct Endpoint {
     std::string auth_user;   // non-empty: authenticate as this master user for `user`
     Secret password;         // of auth_user when set, else of user
     std::chrono::milliseconds timeout{60000};
+    // Non-empty: a local tree read instead of an IMAP server (source only), as
+    // "maildir:/path" (Maildir++ or subdirectory layout, Dovecot or Courier metadata).
+    // host, port, tls, user and password are then unused.
+    std::string local;
+    // Source only: the server speaks POP3 (host, port, tls, user, password as for IMAP);
+    // its INBOX is copied, incrementally by UIDL.
+    bool pop3 = false;
 
-    // "user@host:port" for logs and state keys (never a secret).
+    // "user@host:port" (or `local`) for logs and state keys (never a secret).
     [[nodiscard]] std::string label() const;
 };
 

@@ -1,0 +1,456 @@
+// copy_local.cpp — copy_account() for a Source other than IMAP (Endpoint::local, e.g. a
+// Maildir, or Endpoint::pop3):
+// folders, subscriptions and messages read through the Source interface, appended to the
+// IMAP target one message at a time with the same state file and intents as IMAP→IMAP.
+//
+// Per folder: a message whose source UID is mapped (state done/appended) is not sent
+// again, but changed flags are carried with UID STORE; a new message gets a committed
+// intent before its APPEND. Open intents of a killed run, or a changed source
+// UIDVALIDITY, are settled by content: the target's messages are digested and a source
+// message whose bytes are already there is mapped, not appended again.
+//
+// Must never: append without a committed intent, or send bytes that are not exactly the
+// source file's (a short or grown file closes the target connection mid-literal).
+#include "copy_folder.hpp"
+#include "mutf7.hpp"
+#include "source_maildir.hpp"
+#include "source_pop3.hpp"
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+namespace mf::copy {
+
+using namespace detail;
+
+namespace {
+
+std::string imap_date(std::int64_t t) {
+    static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    ::gmtime_r(&tt, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%02d-%s-%04d %02d:%02d:%02d +0000", tm.tm_mday,
+                  months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return buf;
+}
+
+Result<std::unique_ptr<source::Source>> open_source(const Endpoint& from, State& state,
+                                                    std::int64_t account) {
+    if (from.pop3) {
+        return source::open_pop3(from, [&state, account](const std::string& key) {
+            return state.uid_for_key(account, key);
+        });
+    }
+    const std::string& spec = from.local;
+    if (spec.rfind("maildir:", 0) == 0 && spec.size() > 8) {
+        return source::open_maildir(spec.substr(8));
+    }
+    return make_error("open source \"" + spec + "\"", "expected maildir:/path", Scope::config);
+}
+
+class LocalFolder {
+  public:
+    LocalFolder(CopyContext& ctx, source::Source& src, const source::Folder& f,
+                const FolderPlan& plan, FolderRow& row, std::int64_t account)
+        : ctx_(ctx), src_(src), f_(f), plan_(plan), row_(row), account_(account) {}
+
+    Result<void> run() {
+        auto contents = src_.messages(f_);
+        if (!contents) {
+            return contents.error();
+        }
+        if (auto r = stable_uids(*contents); !r) {
+            return r;
+        }
+        for (const auto& p : contents->problems) {
+            ctx_.summary.skipped.push_back(Skipped{plan_.name, 0, 0, p});
+        }
+        auto st = select_box(*ctx_.dst, plan_.dst_wire, false, false);
+        if (!st) {
+            return st.error();
+        }
+        dst_ = *st;
+        auto rows = ctx_.state.messages(row_.id);
+        if (!rows) {
+            return rows.error();
+        }
+        rows_ = std::move(*rows);
+        bool settle = row_.src_uidvalidity != contents->uidvalidity ||
+                      row_.dst_uidvalidity != dst_.uidvalidity;
+        for (const auto& [uid, r] : rows_) {
+            settle = settle || r.state == 0;
+        }
+        if (settle) {
+            if (auto r = settle_by_content(*contents); !r) {
+                return r;
+            }
+        }
+        row_.src_uidvalidity = contents->uidvalidity;
+        row_.dst_uidvalidity = dst_.uidvalidity;
+        if (auto r = ctx_.state.update_folder(row_); !r) {
+            return r;
+        }
+        for (const auto& m : contents->messages) {
+            if (ctx_.canceled()) {
+                return make_error("copy " + ctx_.from.label(), "canceled", Scope::account,
+                                  Retry::later);
+            }
+            if ((ctx_.opts.filters.after && m.when && *m.when < *ctx_.opts.filters.after) ||
+                (ctx_.opts.filters.before && m.when && *m.when >= *ctx_.opts.filters.before)) {
+                ++ctx_.summary.messages_filtered;
+                continue;
+            }
+            auto it = rows_.find(m.uid);
+            if (it != rows_.end() && it->second.state != 0) {
+                if (auto r = carry_flags(it->second, m); !r) {
+                    return r;
+                }
+                continue;
+            }
+            if (auto r = append(m); !r) {
+                if (r.error().scope != Scope::message) {
+                    return r;
+                }
+                ctx_.summary.skipped.push_back(
+                    Skipped{plan_.name, m.uid, m.size, r.error().message()});
+            }
+        }
+        row_.complete = true;
+        return ctx_.state.update_folder(row_);
+    }
+
+  private:
+    // Messages with a Message::key get the UID the state file gave that key (a new key:
+    // the next free one), in the source's order, so the first copy keeps the order the
+    // user saw and later runs find each message under the UID it was copied as. Those
+    // UIDs never change meaning, hence one constant UIDVALIDITY for such a folder.
+    Result<void> stable_uids(source::FolderContents& c) {
+        bool keyed = std::any_of(c.messages.begin(), c.messages.end(),
+                                 [](const source::Message& m) { return !m.key.empty(); });
+        if (!keyed) {
+            return {};
+        }
+        if (auto b = ctx_.state.begin(); !b) {
+            return b;
+        }
+        for (auto& m : c.messages) {
+            if (m.key.empty()) {
+                ctx_.state.rollback();
+                return make_error("read " + plan_.name, "a message without a stable name",
+                                  Scope::folder);
+            }
+            auto uid = ctx_.state.uid_for_key(account_, plan_.src.wire + "\n" + m.key);
+            if (!uid) {
+                ctx_.state.rollback();
+                return uid.error();
+            }
+            m.uid = *uid;
+        }
+        if (auto r = ctx_.state.commit(); !r) {
+            return r;
+        }
+        std::sort(c.messages.begin(), c.messages.end(),
+                  [](const source::Message& a, const source::Message& b) { return a.uid < b.uid; });
+        c.uidvalidity = 1;
+        return {};
+    }
+
+    // Maps every source message whose bytes the target folder already holds.
+    Result<void> settle_by_content(const source::FolderContents& c) {
+        std::vector<std::uint32_t> dst_uids;
+        if (dst_.messages > 0) {
+            auto r = ctx_.dst->run_ok(
+                "UID SEARCH ALL", "search target folder", [&](imap::Response& u) -> Result<void> {
+                    if (u.keyword == "SEARCH") {
+                        for (const auto& v : u.data) {
+                            dst_uids.push_back(static_cast<std::uint32_t>(v.num));
+                        }
+                    }
+                    return {};
+                });
+            if (!r) {
+                return r.error();
+            }
+        }
+        auto have = fetch_digests(*ctx_.dst, dst_uids, ctx_.opts.batch);
+        if (!have) {
+            return have.error();
+        }
+        std::map<std::pair<std::uint64_t, std::string>, std::vector<std::uint32_t>> by_digest;
+        std::set<std::uint64_t> sizes; // only a source message of one of these sizes is read
+        for (const auto& [uid, d] : *have) {
+            by_digest[{d.size, hex(d.digest)}].push_back(uid);
+            sizes.insert(d.size);
+        }
+        std::set<std::uint32_t> taken;
+        for (const auto& [uid, r] : rows_) {
+            if (r.state == 1 && r.dst_uid != 0) {
+                taken.insert(r.dst_uid);
+            }
+        }
+        if (auto b = ctx_.state.begin(); !b) {
+            return b;
+        }
+        std::map<std::uint32_t, MessageRow> kept;
+        for (const auto& m : c.messages) {
+            auto old = rows_.find(m.uid);
+            bool same_box =
+                row_.src_uidvalidity == c.uidvalidity && row_.dst_uidvalidity == dst_.uidvalidity;
+            if (same_box && old != rows_.end() && old->second.state != 0) {
+                kept[m.uid] = old->second;
+                continue;
+            }
+            if (sizes.count(m.size) == 0) {
+                continue;
+            }
+            Hasher h;
+            auto r = src_.read(f_, m, [&](std::string_view chunk) -> Result<void> {
+                h.update(chunk);
+                return {};
+            });
+            if (!r) {
+                continue; // reported when the append is tried
+            }
+            auto it = by_digest.find({m.size, hex(h.finish())});
+            if (it == by_digest.end()) {
+                continue;
+            }
+            auto free = std::find_if(it->second.begin(), it->second.end(),
+                                     [&](std::uint32_t u) { return taken.count(u) == 0; });
+            if (free == it->second.end()) {
+                continue;
+            }
+            MessageRow row;
+            row.src_uid = m.uid;
+            row.dst_uid = *free;
+            row.size = m.size;
+            row.state = 1;
+            row.flags = "\x01"; // unknown: carry_flags sets the source's flags
+            taken.insert(*free);
+            kept[m.uid] = row;
+            ++ctx_.summary.messages_recovered;
+        }
+        if (auto r = ctx_.state.drop_messages(row_.id); !r) {
+            ctx_.state.rollback();
+            return r;
+        }
+        for (const auto& [uid, r] : kept) {
+            if (auto p = ctx_.state.put_message(row_.id, r); !p) {
+                ctx_.state.rollback();
+                return p;
+            }
+        }
+        rows_ = std::move(kept);
+        return ctx_.state.commit();
+    }
+
+    Result<void> carry_flags(MessageRow& row, const source::Message& m) {
+        if (row.flags == m.flags || row.dst_uid == 0) {
+            return {};
+        }
+        auto r = ctx_.dst->run("UID STORE " + std::to_string(row.dst_uid) + " FLAGS.SILENT (" +
+                               m.flags + ")");
+        if (!r) {
+            return r.error();
+        }
+        if (r->keyword != "OK") {
+            ctx_.summary.notes.push_back(plan_.name + ": flags of source UID " +
+                                         std::to_string(m.uid) + " not carried: " + r->summary());
+            return {};
+        }
+        ++ctx_.summary.messages_flag_updates;
+        row.flags = m.flags;
+        return ctx_.state.set_flags(row_.id, m.uid, m.flags);
+    }
+
+    Result<void> append(const source::Message& m) {
+        if (m.size > ctx_.opts.max_message_size) {
+            return make_error("message of " + std::to_string(m.size) + " bytes",
+                              "larger than the limit", Scope::message);
+        }
+        auto box = imap::quote(plan_.dst_wire);
+        if (!box) {
+            return make_error("append to \"" + plan_.dst_utf8 + "\"", "name cannot be quoted",
+                              Scope::folder);
+        }
+        MessageRow row;
+        row.src_uid = m.uid;
+        row.size = m.size;
+        row.dst_floor = dst_.uidnext;
+        row.state = 0;
+        if (auto r = ctx_.state.put_message(row_.id, row); !r) {
+            return r;
+        }
+        imap::Client& dst = *ctx_.dst;
+        const bool plus = dst.can_literal_plus(m.size);
+        std::string args = " (" + m.flags + ")";
+        if (m.when) {
+            args += " \"" + imap_date(*m.when) + "\"";
+        }
+        args += " {" + std::to_string(m.size) + (plus ? "+}" : "}");
+        std::string tag = dst.command("APPEND " + *box + args);
+        if (!plus) {
+            auto r = dst.read();
+            if (!r) {
+                return r.error();
+            }
+            if (r->type != imap::Response::Type::continuation) {
+                return make_error("append source UID " + std::to_string(m.uid),
+                                  "target refused: " + r->summary(), Scope::message);
+            }
+        }
+        Hasher h;
+        auto rd = src_.read(f_, m, [&](std::string_view chunk) -> Result<void> {
+            h.update(chunk);
+            dst.queue(chunk);
+            if (dst.queued() >= ctx_.opts.chunk) {
+                return dst.flush();
+            }
+            return {};
+        });
+        if (!rd) {
+            // The literal cannot be completed with the right bytes: dropping the connection
+            // makes the target discard the unfinished APPEND, so the intent can go too.
+            ctx_.drop_dst();
+            if (auto d = ctx_.state.drop_message(row_.id, m.uid); !d) {
+                return d;
+            }
+            if (auto e = ctx_.ensure_dst(); !e) {
+                return e;
+            }
+            if (auto s = select_box(*ctx_.dst, plan_.dst_wire, false, false); !s) {
+                return s.error();
+            }
+            return make_error(rd.error().what, rd.error().detail, Scope::message);
+        }
+        dst.queue("\r\n");
+        for (;;) {
+            auto r = dst.read();
+            if (!r) {
+                return r.error();
+            }
+            if (r->type != imap::Response::Type::tagged || r->tag != tag) {
+                continue;
+            }
+            if (r->keyword != "OK") {
+                (void)ctx_.state.drop_message(row_.id, m.uid);
+                return make_error("append source UID " + std::to_string(m.uid),
+                                  "target refused APPEND: " + r->summary(), Scope::message);
+            }
+            unsigned long long v = 0;
+            unsigned long long uid = 0;
+            if (r->code == "APPENDUID" &&
+                std::sscanf(r->code_args.c_str(), "%llu %llu", &v, &uid) == 2 &&
+                v == dst_.uidvalidity) {
+                row.dst_uid = static_cast<std::uint32_t>(uid);
+                row.state = 1;
+            } else {
+                row.state = 2;
+            }
+            break;
+        }
+        row.digest = h.finish();
+        row.flags = m.flags;
+        ++ctx_.summary.messages_copied;
+        ctx_.summary.bytes_copied += m.size;
+        ctx_.add_done(1, m.size, &plan_.name);
+        return ctx_.state.put_message(row_.id, row);
+    }
+
+    CopyContext& ctx_;
+    source::Source& src_;
+    const source::Folder& f_;
+    const FolderPlan& plan_;
+    FolderRow& row_;
+    BoxStatus dst_;
+    std::map<std::uint32_t, MessageRow> rows_;
+    std::int64_t account_;
+};
+
+} // namespace
+
+Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Options& opts,
+                           const ProgressFn& progress, const std::atomic<bool>* cancel) {
+    Summary sum;
+    auto state = State::open(opts.state_path);
+    if (!state) {
+        return state.error();
+    }
+    auto acct = (*state)->account(from.label(), to.label());
+    if (!acct) {
+        return acct.error();
+    }
+    auto src = open_source(from, **state, acct->id);
+    if (!src) {
+        return src.error();
+    }
+    auto folders = (*src)->folders();
+    if (!folders) {
+        return folders.error();
+    }
+    Listing list;
+    list.delim = '/';
+    std::map<std::string, const source::Folder*> by_wire;
+    for (const auto& f : *folders) {
+        Mailbox m;
+        for (const auto& part : f.parts) {
+            auto w = imap::mutf7_encode(part);
+            m.wire += (m.wire.empty() ? "" : "/") + (w ? *w : part);
+        }
+        m.utf8 = f.name();
+        m.parts = f.parts;
+        m.noselect = f.noselect;
+        m.subscribed = f.subscribed;
+        by_wire[m.wire] = &f;
+        list.boxes.push_back(std::move(m));
+    }
+    std::sort(list.boxes.begin(), list.boxes.end(),
+              [](const Mailbox& a, const Mailbox& b) { return a.wire < b.wire; });
+    SharedProgress shared;
+    shared.fn = &progress;
+    CopyContext ctx(from, to, opts, **state, sum, shared, cancel);
+    if (auto r = ctx.ensure_dst(); !r) {
+        return r.error();
+    }
+    auto dst_list = list_mailboxes(*ctx.dst);
+    if (!dst_list) {
+        return dst_list.error();
+    }
+    auto plans = plan_folders(list, &*dst_list, dst_list->delim, opts, sum.notes);
+    sum.folders = plans.size();
+    if (auto r = create_and_subscribe(ctx, plans, sum); !r) {
+        return r.error();
+    }
+    for (const auto& p : plans) {
+        if (!p.copy) {
+            if (!p.skip_reason.empty()) {
+                sum.notes.push_back(p.name + ": " + p.skip_reason);
+            }
+            continue;
+        }
+        auto row = ctx.state.folder(acct->id, p.src.wire, p.dst_wire);
+        if (!row) {
+            return row.error();
+        }
+        if (auto r = ctx.ensure_dst(); !r) {
+            return r.error();
+        }
+        LocalFolder lf(ctx, **src, *by_wire.at(p.src.wire), p, *row, acct->id);
+        if (auto r = lf.run(); !r) {
+            if (r.error().scope == Scope::folder) {
+                sum.skipped.push_back(Skipped{p.name, 0, 0, r.error().message()});
+                continue;
+            }
+            return r.error();
+        }
+        ++shared.p.folders_done;
+    }
+    (void)ctx.dst->logout();
+    return sum;
+}
+
+} // namespace mf::copy

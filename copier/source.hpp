@@ -1,0 +1,69 @@
+// source.hpp — what the copier reads from: one interface for every kind of old mailbox
+// (a local Maildir tree and a POP3 mailbox today; mbox is meant to sit behind it too;
+// the IMAP source still has its own pipelined path, copy_folder.cpp).
+//
+// A Source lists folders (with subscriptions), and per folder a UIDVALIDITY and the
+// messages with the UIDs, flags and dates a user of the old server saw; it streams each
+// message's bytes in chunks so memory stays flat whatever the size.
+// Must never: change the source (local trees are opened read-only), invent flags the old
+// server did not show, or give two messages of one folder the same UID.
+// Errors: folders()/messages() fail for what makes the folder unreadable (scope folder);
+// one unreadable message is listed in FolderContents::problems and the rest continues.
+#pragma once
+
+#include "mailferry/error.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mf::copy::source {
+
+struct Folder {
+    std::vector<std::string> parts; // UTF-8 levels; {"INBOX"} for the inbox
+    bool noselect = false;          // only a parent of other folders
+    bool subscribed = false;
+    std::string locator; // source-private (a directory, a file)
+
+    [[nodiscard]] std::string name() const; // parts joined with '/'
+};
+
+struct Message {
+    std::uint32_t uid = 0;
+    std::uint64_t size = 0;           // bytes that read() delivers
+    std::string flags;                // sorted, space-separated, as IMAP shows them
+    std::optional<std::int64_t> when; // INTERNALDATE, seconds since the epoch
+    std::string locator;              // source-private (a file name, a UIDL, an offset)
+    // Set when `uid` is only the old server's current view and may change under a live
+    // tree (a Maildir file not yet in dovecot-uidlist gets a guessed UID): a name that
+    // stays with the message for its life in this folder. The copier then keys its state
+    // by it instead (State::uid_for_key), so a guessed UID that later shifts can neither
+    // skip a message nor copy one twice. Empty: `uid` is stable.
+    std::string key;
+};
+
+struct FolderContents {
+    std::uint32_t uidvalidity = 0;
+    std::vector<Message> messages;     // ascending UID
+    std::vector<std::string> problems; // "file: why" for what was left out
+};
+
+using Sink = std::function<Result<void>(std::string_view chunk)>;
+
+class Source {
+  public:
+    virtual ~Source() = default;
+    [[nodiscard]] virtual std::string label() const = 0;
+    virtual Result<std::vector<Folder>> folders() = 0;
+    virtual Result<FolderContents> messages(const Folder& f) = 0;
+    // Streams the message's bytes; fails (scope message) if they are not exactly m.size.
+    virtual Result<void> read(const Folder& f, const Message& m, const Sink& sink) = 0;
+};
+
+// Sorted, space-separated, no duplicates.
+std::string join_flags(std::vector<std::string> flags);
+
+} // namespace mf::copy::source
