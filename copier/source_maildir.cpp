@@ -143,6 +143,76 @@ std::map<char, std::string> read_dovecot_keywords(const fs::path& dir) {
     return out;
 }
 
+// Courier's keywords per message base name. courierimapkeywords/:list names the
+// keywords, then after a blank line maps "base:0 3" to their indexes; later changes are
+// whole keyword lists (one per line) in files named after the message: "base" itself,
+// else the ".N.base" with the highest N, replaces what :list says. Courier folds them
+// into :list only now and then, so both must be read.
+std::map<std::string, std::vector<std::string>> read_courier_keywords(const fs::path& dir) {
+    std::map<std::string, std::vector<std::string>> out;
+    fs::path kwdir = dir / "courierimapkeywords";
+    if (auto text = read_small(kwdir / ":list")) {
+        std::vector<std::string> names;
+        bool mapping = false;
+        for (const auto& l : split(*text, '\n')) {
+            if (!mapping) {
+                if (l.empty()) {
+                    mapping = true;
+                } else {
+                    names.push_back(l);
+                }
+                continue;
+            }
+            auto colon = l.rfind(':');
+            if (colon == std::string::npos || colon == 0) {
+                continue;
+            }
+            auto& kws = out[l.substr(0, colon)];
+            for (const auto& idx : split(std::string_view(l).substr(colon + 1), ' ')) {
+                if (auto i = to_u64(idx); i && *i < names.size()) {
+                    kws.push_back(names[*i]);
+                }
+            }
+        }
+    }
+    std::map<std::string, std::pair<std::uint64_t, std::string>> updates; // base → (rank, file)
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(kwdir, ec)) {
+        std::string n = e.path().filename().string();
+        if (n == ":list" || n.empty()) {
+            continue;
+        }
+        std::uint64_t rank = UINT64_MAX; // a plain "base" beats every ".N.base"
+        std::string base = n;
+        if (n[0] == '.') {
+            auto dot = n.find('.', 1);
+            auto num = dot == std::string::npos ? std::nullopt
+                                                : to_u64(std::string_view(n).substr(1, dot - 1));
+            if (!num) {
+                continue;
+            }
+            rank = *num;
+            base = n.substr(dot + 1);
+        }
+        auto [it, fresh] = updates.try_emplace(base, rank, n);
+        if (!fresh && rank > it->second.first) {
+            it->second = {rank, n};
+        }
+    }
+    for (const auto& [base, update] : updates) {
+        if (auto text = read_small(kwdir / update.second)) {
+            auto& kws = out[base];
+            kws.clear();
+            for (const auto& l : split(*text, '\n')) {
+                if (!l.empty()) {
+                    kws.push_back(l);
+                }
+            }
+        }
+    }
+    return out;
+}
+
 class MaildirSource final : public Source {
   public:
     explicit MaildirSource(std::string root) : root_(std::move(root)) {}
@@ -206,6 +276,7 @@ class MaildirSource final : public Source {
         }
         fs::path dir(f.locator);
         auto kw = read_dovecot_keywords(dir);
+        auto courier_kw = read_courier_keywords(dir);
         std::optional<UidList> uids = read_uidlist(dir / "dovecot-uidlist");
         if (!uids) {
             uids = read_uidlist(dir / "courierimapuiddb");
@@ -254,7 +325,7 @@ class MaildirSource final : public Source {
             }
             m.when =
                 st.st_mtime > 0 ? std::optional<std::int64_t>(st.st_mtime) : name_time(file.name);
-            m.flags = flags_of(file.name, kw);
+            m.flags = flags_of(file.name, kw, courier_kw);
             auto size = wire_size(dir / m.locator, file.name);
             if (!size) {
                 out.problems.push_back(size.error().message());
@@ -439,12 +510,16 @@ class MaildirSource final : public Source {
         return static_cast<std::int64_t>(*t);
     }
 
-    static std::string flags_of(const std::string& name, const std::map<char, std::string>& kw) {
+    static std::string flags_of(const std::string& name, const std::map<char, std::string>& kw,
+                                const std::map<std::string, std::vector<std::string>>& courier) {
+        std::vector<std::string> out;
+        if (auto c = courier.find(base_of(name)); c != courier.end()) {
+            out = c->second;
+        }
         auto pos = name.find(":2,");
         if (pos == std::string::npos) {
-            return {};
+            return join_flags(std::move(out));
         }
-        std::vector<std::string> out;
         for (char c : name.substr(pos + 3)) {
             switch (c) {
             case 'D':

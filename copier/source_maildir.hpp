@@ -4,7 +4,8 @@
 // and the subdirectory layout (Sub/Folder/{cur,new,tmp}); names in modified UTF-7 as
 // Dovecot and Courier write them. Flags from the info suffix ":2,DFRST" (P, "passed", has
 // no IMAP flag in Dovecot or Courier and is not carried); keywords from the lowercase
-// letters and dovecot-keywords (Courier's courierimapkeywords/ is not read yet). Dates are
+// letters and dovecot-keywords, and from Courier's courierimapkeywords/ (:list and the
+// per-message update files). Dates are
 // the file's mtime (what Dovecot and Courier report as INTERNALDATE), or the delivery
 // time at the start of the name when the mtime is missing. UIDVALIDITY and UIDs come
 // from dovecot-uidlist or courierimapuiddb; messages those files do not list yet get UIDs
