@@ -18,7 +18,10 @@ packages=(
   libcrypt-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev libfmt-dev doctest-dev libpam0g-dev zlib1g-dev clang-format
   # real servers and peers for tests, demo and benchmarks
-  dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd isync pamtester courier-imap
+  dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd isync pamtester
+  # Courier-IMAP's imapd writes the Courier Maildir fixtures; its package conflicts with
+  # dovecot-imapd, so only its libraries are installed and the program is unpacked below.
+  courier-authlib libcourier-unicode4 libgamin0 libgdbm6 libidn12
   openssl whois sqlite3 python3 ca-certificates procps
 )
 
@@ -38,6 +41,19 @@ install_deps() {
     fi
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+  # Courier-IMAP's imapd for the tests, unpacked from its .deb (never installed: the
+  # package conflicts with dovecot-imapd, and the tests run it only on a pipe).
+  local courier=/opt/mailferry-test/courier-imap
+  if [ ! -x "$courier/usr/bin/imapd" ]; then
+    local deb
+    deb=$(mktemp -d)
+    chmod 0755 "$deb"
+    chown _apt "$deb" 2>/dev/null || true # apt downloads as _apt
+    (cd "$deb" && apt-get download -q courier-imap)
+    mkdir -p "$courier"
+    dpkg-deb -x "$deb"/courier-imap_*.deb "$courier"
+    rm -rf "$deb"
   fi
   # The security model's users: `mailferry` owns /var/lib/mailferry and runs the worker;
   # `mfvmail` is the unprivileged user the test and demo Dovecots run as.

@@ -1,9 +1,9 @@
 // copier_courier_source_test.cpp — the Maildir Source against a tree real Courier-IMAP wrote.
 //
-// Debian's courier-imap `imapd` runs pre-authenticated on a pipe (AUTHENTICATED=user, as
-// couriertcpd starts it after login) in a scratch home: it creates and subscribes folders,
-// appends messages with flags, keywords and dates, and changes keywords, so the tree has
-// Courier's own courierimapuiddb, courierimapsubscribed and courierimapkeywords/ (:list
+// Debian's courier-imap `imapd` (unpacked by setup.sh) runs pre-authenticated on a pipe
+// (AUTHENTICATED=user, as couriertcpd starts it after login) in a scratch home: it creates and
+// subscribes folders, appends messages with flags, keywords and dates, and changes keywords, so the
+// tree has Courier's own courierimapuiddb, courierimapsubscribed and courierimapkeywords/ (:list
 // plus the per-message update files Courier writes between compactions). The Source must
 // then show what the same Courier shows over IMAP: UIDVALIDITY, UIDs, flags, keywords,
 // INTERNALDATE, sizes and bytes, folders and subscriptions.
@@ -25,7 +25,8 @@
 
 namespace {
 
-constexpr const char* kImapd = "/usr/bin/imapd";
+// setup.sh unpacks it here: the courier-imap package conflicts with dovecot-imapd.
+constexpr const char* kImapd = "/opt/mailferry-test/courier-imap/usr/bin/imapd";
 
 // One pre-authenticated Courier imapd on a pair of pipes, spoken to one command at a time.
 class Courier {
@@ -184,7 +185,7 @@ std::string read_all(mf::copy::source::Source& s, const mf::copy::source::Folder
 } // namespace
 
 TEST_CASE("a Maildir Courier-IMAP wrote reads exactly as Courier shows it over IMAP") {
-    REQUIRE_MESSAGE(::access(kImapd, X_OK) == 0, "courier-imap is not installed (setup.sh)");
+    REQUIRE_MESSAGE(::access(kImapd, X_OK) == 0, "Courier imapd missing: run ./setup.sh deps");
     mft::TempDir tmp("courier-src");
     std::string root = tmp.path() + "/Maildir";
     for (const char* d : {"/cur", "/new", "/tmp"}) {
