@@ -17,3 +17,12 @@ if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/main_copy.cpp)
   target_link_libraries(mailferry-copy PRIVATE mf_copier CLI11::CLI11 nlohmann_json::nlohmann_json)
   install(TARGETS mailferry-copy RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
+
+# mailferry-courier-to-dovecot (main_convert.cpp): Courier's Maildir metadata as Dovecot's.
+if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/main_convert.cpp)
+  add_executable(mailferry-courier-to-dovecot ${CMAKE_CURRENT_LIST_DIR}/main_convert.cpp)
+  target_include_directories(mailferry-courier-to-dovecot PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+  target_compile_options(mailferry-courier-to-dovecot PRIVATE ${MAILFERRY_WARNINGS})
+  target_link_libraries(mailferry-courier-to-dovecot PRIVATE mf_copier CLI11::CLI11)
+  install(TARGETS mailferry-courier-to-dovecot RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()

@@ -7,6 +7,6 @@ foreach(src IN LISTS copier_tests)
   target_link_libraries(${name} PRIVATE OpenSSL::SSL OpenSSL::Crypto SQLite::SQLite3
                                         nlohmann_json::nlohmann_json)
   if(TARGET mailferry-copy)
-    add_dependencies(${name} mailferry-copy)
+    add_dependencies(${name} mailferry-copy mailferry-courier-to-dovecot)
   endif()
 endforeach()
