@@ -363,6 +363,7 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
     std::vector<std::string> skip;
     std::string rename_file;
     bool subscribed_only = false;
+    bool pop3_delete = false;
     std::string before;
     std::string after;
     bool no_sanitize = false;
@@ -400,6 +401,8 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
     app.add_option("--skip", skip, "skip folders matching this pattern (fnmatch, '/' levels)");
     app.add_option("--rename-map", rename_file, "file of \"source<TAB>target\" folder names");
     app.add_flag("--subscribed-only", subscribed_only, "copy only subscribed folders");
+    app.add_flag("--pop3-delete", pop3_delete,
+                 "(POP3 source) delete each message from the server once the target has it");
     app.add_option("--before", before, "only messages received before YYYY-MM-DD (UTC)");
     app.add_option("--after", after, "only messages received on or after YYYY-MM-DD (UTC)");
     app.add_flag("--no-sanitize", no_sanitize, "keep folder names exactly, even if refused");
@@ -476,6 +479,10 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
             opts.filters.rename = read_rename_map(rename_file);
         }
         opts.filters.subscribed_only = subscribed_only;
+        if (pop3_delete && !from.pop3) {
+            throw UsageError{"--pop3-delete needs a pop3s://, pop3:// or pop3+plain:// source"};
+        }
+        opts.pop3_delete = pop3_delete;
         if (!before.empty()) {
             opts.filters.before = parse_day(before, "--before");
         }
@@ -533,6 +540,7 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
                                 {"flag_updates", sum->messages_flag_updates},
                                 {"messages_filtered", sum->messages_filtered},
                                 {"messages_recovered", sum->messages_recovered},
+                                {"messages_deleted_at_source", sum->messages_deleted_at_source},
                                 {"notes", sum->notes}};
             j["skipped"] = nlohmann::json::array();
             for (const auto& s : sum->skipped) {
@@ -551,6 +559,10 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
                          static_cast<unsigned long long>(sum->messages_flag_updates),
                          static_cast<unsigned long long>(sum->messages_recovered),
                          static_cast<unsigned long long>(sum->messages_filtered));
+            if (sum->messages_deleted_at_source > 0) {
+                std::fprintf(stderr, "deleted %llu copied messages from the POP3 server\n",
+                             static_cast<unsigned long long>(sum->messages_deleted_at_source));
+            }
             for (const auto& n : sum->notes) {
                 std::fprintf(stderr, "note: %s\n", n.c_str());
             }

@@ -5,8 +5,9 @@
 // A Source lists folders (with subscriptions), and per folder a UIDVALIDITY and the
 // messages with the UIDs, flags and dates a user of the old server saw; it streams each
 // message's bytes in chunks so memory stays flat whatever the size.
-// Must never: change the source (local trees are opened read-only), invent flags the old
-// server did not show, or give two messages of one folder the same UID.
+// Must never: change the source (local trees are opened read-only; the one exception is
+// remove(), POP3's delete-after-copy, on request), invent flags the old server did not
+// show, or give two messages of one folder the same UID.
 // Errors: folders()/messages() fail for what makes the folder unreadable (scope folder);
 // one unreadable message is listed in FolderContents::problems and the rest continues.
 #pragma once
@@ -61,6 +62,13 @@ class Source {
     virtual Result<FolderContents> messages(const Folder& f) = 0;
     // Streams the message's bytes; fails (scope message) if they are not exactly m.size.
     virtual Result<void> read(const Folder& f, const Message& m, const Sink& sink) = 0;
+    // Deletes these messages from the source, all or none; returns how many. Only POP3
+    // implements it (Options::pop3_delete); every other source refuses.
+    virtual Result<std::size_t> remove(const Folder& f, const std::vector<Message>& ms) {
+        (void)f;
+        (void)ms;
+        return make_error("delete from " + label(), "this source is never changed", Scope::config);
+    }
 };
 
 // Sorted, space-separated, no duplicates.

@@ -74,6 +74,33 @@ class Pop3Source final : public Source {
         return r;
     }
 
+    // A session of its own: DELE by UIDL as the server lists them now, then QUIT, which
+    // is when a POP3 server removes them (a session that breaks first removes nothing).
+    Result<std::size_t> remove(const Folder& /*f*/, const std::vector<Message>& ms) override {
+        if (auto r = open(); !r) {
+            return r.error();
+        }
+        std::size_t n = 0;
+        for (const auto& m : ms) {
+            auto num = number_of(m.locator);
+            if (!num) {
+                continue; // gone already
+            }
+            if (auto r = command("DELE " + std::to_string(*num), "DELE " + m.locator); !r) {
+                t_.reset(); // no QUIT: the server keeps everything
+                return r.error();
+            }
+            ++n;
+        }
+        auto q = command("QUIT", "QUIT after DELE");
+        t_.reset();
+        in_.reset();
+        if (!q) {
+            return q.error();
+        }
+        return n;
+    }
+
   private:
     Result<std::string> command(const std::string& line, const std::string& what) {
         if (auto w = t_->write(line + "\r\n"); !w) {

@@ -9,7 +9,8 @@
 // them. POP3 has no flags, folders or dates: flags are empty, the target sets the date.
 // A dropped connection is reopened (and the UIDL list read again) for the next message.
 //
-// Must never: send the password before TLS when TLS was asked for, or DELE anything.
+// Must never: send the password before TLS when TLS was asked for, or DELE anything but
+// through remove() (Options::pop3_delete: messages the target holds, committed by QUIT).
 // Errors: login refused → scope account; network trouble → scope server, retry later;
 // a message whose size differs from LIST → scope message.
 #pragma once

@@ -199,3 +199,31 @@ TEST_CASE("guessed UIDs that shift neither skip nor duplicate a message") {
     CHECK(cu::total(got) == 4);
     CHECK(cu::compare(want, got) == "");
 }
+
+// A file that cannot be read in the middle of a MULTIAPPEND group (a symlink: opened with
+// O_NOFOLLOW) spoils that command; the group is sent again message by message, so only
+// that file is skipped and nothing is duplicated.
+TEST_CASE("an unreadable file inside an APPEND group: the others are copied once") {
+    mft::DovecotServer src(server("mdgroup-src", kSrcUser, kSrcPw, cu::source_config()));
+    mft::DovecotServer dst(server("mdgroup-dst", kDstUser, kDstPw, cu::target_config()));
+    for (int i = 0; i < 10; ++i) {
+        cu::put(src, kSrcUser, "", cu::mail("g" + std::to_string(i)), "S", 1700000000 + i * 10);
+    }
+    std::string md = src.mail_dir(kSrcUser);
+    std::filesystem::create_symlink(md + "/../outside", md + "/cur/1700000005.link.host:2,S");
+    mft::write_file(md + "/../outside", "Subject: outside\r\n\r\nx\r\n", 0600);
+    mft::TempDir tmp("mdgroup");
+    mf::copy::Options opts;
+    opts.state_path = tmp.path() + "/state.db";
+    auto to = cu::endpoint(dst.imap_port(), kDstUser, kDstPw);
+    auto sum = mf::copy::copy_account(local(src), to, opts);
+    REQUIRE_MESSAGE(sum, (sum ? "" : sum.error().message()));
+    CHECK(sum->messages_copied == 10);
+    REQUIRE(sum->skipped.size() == 1);
+    CHECK(sum->skipped[0].reason.find("1700000005.link.host") != std::string::npos);
+    CHECK(cu::total(cu::snapshot(dst.imap_port(), kDstUser, kDstPw)) == 10);
+    auto again = mf::copy::copy_account(local(src), to, opts);
+    REQUIRE(again);
+    CHECK(again->messages_copied == 0);
+    CHECK(cu::total(cu::snapshot(dst.imap_port(), kDstUser, kDstPw)) == 10);
+}

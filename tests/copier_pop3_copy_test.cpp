@@ -3,7 +3,8 @@
 //
 // Checked: over POP3S with CA verification every message arrives in INBOX byte for byte
 // (dot-stuffed lines, bare LF, a "From " line, an empty body); a re-run appends nothing;
-// new mail is copied by UIDL; nothing on the POP3 server is deleted; a wrong password
+// new mail is copied by UIDL; nothing on the POP3 server is deleted unless asked, and with
+// pop3_delete only what the target holds; a wrong password
 // stops the copy before anything is written; a server that is gone gives a temporary
 // error and the next run completes; mailferry-copy takes pop3+plain:// URLs.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
@@ -98,6 +99,44 @@ TEST_CASE("POP3S into IMAP: exact bytes, incremental by UIDL, nothing deleted") 
     CHECK(bodies(got).size() == 9);
 }
 
+TEST_CASE("POP3 with --pop3-delete: only what the target holds is deleted") {
+    mft::DovecotServer src(src_opts());
+    mft::DovecotServer dst(dst_opts());
+    for (int i = 0; i < 3; ++i) {
+        src.save_message(kSrcUser, "INBOX", cu::mail("del-" + std::to_string(i)));
+    }
+    src.save_message(kSrcUser, "INBOX", cu::mail("too big", 20000));
+    mft::TempDir tmp("pop3del");
+    mf::copy::Options opts;
+    opts.state_path = tmp.path() + "/state.db";
+    opts.pop3_delete = true;
+    opts.max_message_size = 10000; // the big one is skipped, so it must stay at the source
+    auto to = cu::endpoint(dst.imap_port(), kDstUser, kDstPw);
+
+    auto sum = mf::copy::copy_account(pop3s(src, kSrcPw), to, opts);
+    REQUIRE_MESSAGE(sum, (sum ? "" : sum.error().message()));
+    CHECK(sum->messages_copied == 3);
+    CHECK(sum->messages_deleted_at_source == 3);
+    CHECK(sum->skipped.size() == 1);
+    auto left = cu::snapshot(src.imap_port(), kSrcUser, kSrcPw);
+    REQUIRE(bodies(left).size() == 1);
+    CHECK(bodies(left).begin()->find("too big") != std::string::npos);
+    CHECK(bodies(cu::snapshot(dst.imap_port(), kDstUser, kDstPw)).size() == 3);
+
+    auto again = mf::copy::copy_account(pop3s(src, kSrcPw), to, opts);
+    REQUIRE(again);
+    CHECK(again->messages_copied == 0);
+    CHECK(again->messages_deleted_at_source == 0);
+
+    src.save_message(kSrcUser, "INBOX", cu::mail("later"));
+    auto third = mf::copy::copy_account(pop3s(src, kSrcPw), to, opts);
+    REQUIRE(third);
+    CHECK(third->messages_copied == 1);
+    CHECK(third->messages_deleted_at_source == 1);
+    CHECK(bodies(cu::snapshot(src.imap_port(), kSrcUser, kSrcPw)).size() == 1);
+    CHECK(bodies(cu::snapshot(dst.imap_port(), kDstUser, kDstPw)).size() == 4);
+}
+
 TEST_CASE("POP3: a wrong password and a server that is gone") {
     mft::DovecotServer src(src_opts());
     mft::DovecotServer dst(dst_opts());
@@ -138,4 +177,15 @@ TEST_CASE("mailferry-copy --from pop3+plain://") {
                        "--quiet"});
     CHECK_MESSAGE(r.exit_code == 0, (r.out + r.err));
     CHECK(cu::total(cu::snapshot(dst.imap_port(), kDstUser, kDstPw)) == 1);
+
+    // --pop3-delete makes sense only with a POP3 source.
+    r = mft::run({mft::program_path("copier", "mailferry-copy"), "--from",
+                  "imap+plain://" + kSrcUser + "@127.0.0.1:" + std::to_string(src.imap_port()),
+                  "--from-password-file", tmp.path() + "/from.pw", "--to",
+                  "imap+plain://" + kDstUser + "@127.0.0.1:" + std::to_string(dst.imap_port()),
+                  "--to-password-file", tmp.path() + "/to.pw", "--state", tmp.path() + "/s2.db",
+                  "--pop3-delete", "--quiet"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("--pop3-delete needs a") != std::string::npos);
+    CHECK(cu::total(cu::snapshot(src.imap_port(), kSrcUser, kSrcPw)) == 1);
 }

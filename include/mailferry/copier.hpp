@@ -94,6 +94,10 @@ struct Options {
     // Connections to one server (host:port) this process keeps open at most, across all
     // accounts being copied at once; a worker waits for a free slot (up to the timeout).
     std::size_t max_connections_per_server = 8;
+    // A POP3 source only (seed 003's MovePOPMail option): DELE each message once the target
+    // holds it (its APPEND answered with the target UID and recorded in the state file);
+    // the server removes them at QUIT, so a dropped session deletes nothing. Off by default.
+    bool pop3_delete = false;
 };
 
 struct Progress {
@@ -122,10 +126,11 @@ struct Summary {
     std::uint64_t messages_copied = 0;
     std::uint64_t bytes_copied = 0;
     std::uint64_t messages_flag_updates = 0;
-    std::uint64_t messages_filtered = 0;  // outside the date filters (not an error)
-    std::uint64_t messages_recovered = 0; // open intents resolved from the target's content
-    std::vector<Skipped> skipped;         // messages or folders not copied, and why
-    std::vector<std::string> notes;       // renamed folders, dropped keywords, lost dates
+    std::uint64_t messages_filtered = 0;          // outside the date filters (not an error)
+    std::uint64_t messages_recovered = 0;         // open intents resolved from the target's content
+    std::uint64_t messages_deleted_at_source = 0; // Options::pop3_delete
+    std::vector<Skipped> skipped;                 // messages or folders not copied, and why
+    std::vector<std::string> notes;               // renamed folders, dropped keywords, lost dates
 
     [[nodiscard]] bool exact() const { return skipped.empty(); }
 };
