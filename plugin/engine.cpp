@@ -57,6 +57,19 @@ struct Engine::Impl {
     AuthResult first_login(const AuthRequest& req, const Identity& id,
                            const std::optional<Account>& existing, const Secret& password,
                            const std::string& who);
+    // The first login of an imported account (state verified): its password is checked
+    // against the imported hash instead of the old server. nullopt: the hash cannot be
+    // verified here; the caller asks the old server.
+    std::optional<AuthResult> imported_login(const AuthRequest& req, const Identity& id,
+                                             const Account& acct, const Secret& password,
+                                             const std::string& who);
+    // What every first login does once the password is known to be right: hash it with
+    // the configured scheme, provision, write the account (state provisioned, last login
+    // now), run the provisioned hook. `how` says how the password was verified.
+    AuthResult provision(const AuthRequest& req, const Identity& id,
+                         const std::optional<Account>& existing, const Secret& password,
+                         const std::string& who, const Guard::Verdict& verdict,
+                         const std::string& how);
     std::vector<std::pair<std::string, std::string>> extra_fields(const Identity& id) const;
 };
 
@@ -128,10 +141,16 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
         return answer(AuthStatus::tempfail, id->canonical, acct.error().message());
     }
     std::string seen_hash;
+    bool seen_imported = false;
     if (acct->has_value() && !(**acct).hash.empty()) {
         seen_hash = (**acct).hash;
-        if (auto r = from_store(req, *id, **acct, password, who)) {
-            return std::move(*r);
+        // An imported account (verified) is not on the new server yet: its first login
+        // provisions it, under the account lock below, like any first login.
+        seen_imported = (**acct).state == AccountState::verified;
+        if (!seen_imported) {
+            if (auto r = from_store(req, *id, **acct, password, who)) {
+                return std::move(*r);
+            }
         }
         // The stored hash is in a scheme we cannot verify (e.g. an imported {MSNT}):
         // verify at the old server instead, as for a first login.
@@ -148,9 +167,15 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
     if (!acct) {
         return answer(AuthStatus::tempfail, id->canonical, acct.error().message());
     }
-    if (acct->has_value() && !(**acct).hash.empty() && (**acct).hash != seen_hash) {
+    if (acct->has_value() && !(**acct).hash.empty() && (**acct).state != AccountState::verified &&
+        ((**acct).hash != seen_hash || seen_imported)) {
         // Another login provisioned while we waited for the lock.
         if (auto r = from_store(req, *id, **acct, password, who)) {
+            return std::move(*r);
+        }
+    }
+    if (acct->has_value() && !(**acct).hash.empty() && (**acct).state == AccountState::verified) {
+        if (auto r = imported_login(req, *id, **acct, password, who)) {
             return std::move(*r);
         }
     }
@@ -263,6 +288,41 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
     case VerifyStatus::ok:
         break;
     }
+    return provision(req, id, existing, password, who, *verdict, "verified at " + at);
+}
+
+std::optional<AuthResult> Engine::Impl::imported_login(const AuthRequest& req, const Identity& id,
+                                                       const Account& acct, const Secret& password,
+                                                       const std::string& who) {
+    const std::string& name = acct.name;
+    auto verdict = guard->check(name, req.client_ip, password);
+    if (!verdict) {
+        return answer(AuthStatus::tempfail, name, verdict.error().message());
+    }
+    if (verdict->refuse) {
+        return answer(AuthStatus::fail, name, *verdict->refuse);
+    }
+    HashCheck check = verify_hash(acct.hash, password);
+    switch (check.result) {
+    case HashMatch::mismatch:
+        guard->on_rejected(name, req.client_ip, password, false);
+        return answer(AuthStatus::fail, name, "password does not match the imported hash");
+    case HashMatch::unsupported:
+        log::info(who + ": imported hash not verifiable here (" + check.reason +
+                  "): asking the old server");
+        return std::nullopt;
+    case HashMatch::match:
+        break;
+    }
+    return provision(req, id, acct, password, who, *verdict, "matched the imported hash");
+}
+
+AuthResult Engine::Impl::provision(const AuthRequest& req, const Identity& id,
+                                   const std::optional<Account>& existing, const Secret& password,
+                                   const std::string& who, const Guard::Verdict& verdict,
+                                   const std::string& how) {
+    const std::string& name = id.canonical;
+    const ProviderConfig& provider = *id.provider;
     auto hash = make_hash(password, cfg.hash);
     if (!hash) {
         return answer(AuthStatus::tempfail, name,
@@ -274,13 +334,19 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
                           r.error().message());
     }
     AuditContext ctx{std::string(req.face), std::string(req.client_ip),
-                     "verified at " + at + "; provisioned by " + provisioner->name()};
+                     how + "; provisioned by " + provisioner->name()};
     Result<void> stored;
     if (existing) {
         stored = store->set_hash(name, *hash, ctx);
         if (stored && existing->state != AccountState::provisioned &&
             !is_migrated(existing->state)) {
             stored = store->set_state(name, AccountState::provisioned, ctx);
+        }
+        if (stored) {
+            // An imported account's first login: status shows it as its first login.
+            if (auto r = store->record_login(name, now_unix()); !r) {
+                log::warning(who + ": " + r.error().message());
+            }
         }
     } else {
         Account a;
@@ -297,7 +363,7 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
         return answer(AuthStatus::tempfail, name,
                       "store the new account: " + stored.error().message());
     }
-    guard->on_accepted(name, *verdict);
+    guard->on_accepted(name, verdict);
     ProvisionedHook h;
     {
         std::lock_guard lk(hook_mu);
@@ -309,9 +375,8 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
                          r.error().message());
         }
     }
-    AuthResult res =
-        answer(AuthStatus::ok, name,
-               "first login: verified at " + at + ", provisioned by " + provisioner->name());
+    AuthResult res = answer(AuthStatus::ok, name,
+                            "first login: " + how + ", provisioned by " + provisioner->name());
     res.extra = extra_fields(id);
     res.first_login = true;
     return res;
