@@ -3,6 +3,7 @@
 #include "admin_import.hpp"
 
 #include <chrono>
+#include <iostream>
 
 namespace mf::cli {
 namespace {
@@ -62,7 +63,7 @@ Result<ImportCounts> predict(const Config& cfg, const std::vector<ImportEntry>& 
 } // namespace
 
 Result<ImportReport> import_file(const Loaded& loaded, const std::string& path,
-                                 const ImportOptions& opt, bool dry_run) {
+                                 const ImportOptions& opt, bool dry_run, bool progress) {
     ImportReport rep;
     rep.dry_run = dry_run;
     auto file = TextFile::read(path);
@@ -72,7 +73,15 @@ Result<ImportReport> import_file(const Loaded& loaded, const std::string& path,
         return e;
     }
     auto t0 = std::chrono::steady_clock::now();
-    rep.plan = plan_import(*file, opt, *loaded.ids, loaded.cfg.hash);
+    {
+        Progress bar("planning " + path, file->lines().size(), progress);
+        std::size_t shown = 0;
+        rep.plan = plan_import(*file, opt, *loaded.ids, loaded.cfg.hash, [&](std::size_t done) {
+            bar.tick(done - shown);
+            shown = done;
+        });
+        bar.tick(file->lines().size() - shown);
+    }
     rep.seconds_plan = since(t0);
     if (!rep.plan.errors.empty()) {
         return rep; // all or nothing: one bad line and the store is not touched
@@ -92,7 +101,13 @@ Result<ImportReport> import_file(const Loaded& loaded, const std::string& path,
     if (!store) {
         return store.error();
     }
+    if (progress) {
+        std::cerr << "writing " << entries.size() << " accounts in one transaction…" << std::flush;
+    }
     auto outcomes = (*store)->import_accounts(entries, "admin:import");
+    if (progress) {
+        std::cerr << "\r\x1b[K" << std::flush;
+    }
     if (!outcomes) {
         return outcomes.error();
     }

@@ -38,8 +38,10 @@ struct ImportReport {
     double seconds_store = 0;
 };
 
-// Plans `path` and, unless `dry_run` or the plan has errors, imports it.
+// Plans `path` and, unless `dry_run` or the plan has errors, imports it. With `progress`,
+// a bar on stderr while planning (clear-text values cost a hash each) and a line while
+// the transaction runs.
 Result<ImportReport> import_file(const Loaded& loaded, const std::string& path,
-                                 const ImportOptions& opt, bool dry_run);
+                                 const ImportOptions& opt, bool dry_run, bool progress = false);
 
 } // namespace mf::cli

@@ -71,7 +71,7 @@ int run(const Context& ctx, const ImportArgs& a) {
     ImportOptions opt;
     opt.format = *format;
     opt.domain = a.domain;
-    auto rep = import_file(**loaded, a.file, opt, a.dry_run);
+    auto rep = import_file(**loaded, a.file, opt, a.dry_run, stderr_is_tty() && !ctx.json);
     if (!rep) {
         const Error& e = rep.error();
         return report_error(ctx, e, e.temporary() ? kExitTempFail : kExitUsage);

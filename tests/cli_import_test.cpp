@@ -11,6 +11,7 @@
 
 #include "mailferry/store.hpp"
 #include "support/test_env.hpp"
+#include "support/tty.hpp"
 
 #include <chrono>
 #include <map>
@@ -18,6 +19,8 @@
 #include <string>
 #include <unistd.h>
 #include <vector>
+
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -36,7 +39,8 @@ struct Dir {
                            "\"\n[identity]\ndefault_domain = \"example.com\"\n"
                            "[[provider]]\nname = \"old\"\ndomains = [\"example.com\"]\n"
                            "host = \"imap.example.com\"\n"
-                           "[hash]\nscheme = \"sha512-crypt\"\nsha512_rounds = 1000\n");
+                           "[hash]\nscheme = \"sha512-crypt\"\nsha512_rounds = 1000\n",
+                       0644);
     }
     [[nodiscard]] std::string file(const std::string& name) const { return tmp.file(name); }
     [[nodiscard]] std::string write(const std::string& name, const std::string& text,
@@ -192,6 +196,23 @@ TEST_CASE("BOM and CRLF are fine; empty, binary, missing and unreadable files ar
     CHECK(dir.exit_code == 2);
     CHECK(has(dir.err, d.tmp.path()));
 
+    // A file cut off in the middle of its last line: that line's error, and a warning.
+    auto cut = d.write("cut", "gus:" + kShaPw + "\nhal:" + kShaPw.substr(0, 20));
+    auto c = d.import(cut, "dovecot-passwd-file");
+    CHECK(c.exit_code == 1);
+    CHECK(has(c.err, cut + ":2: error: "));
+    CHECK(has(c.err, "has no line end"));
+    CHECK_FALSE(d.store()->find_account("gus@example.com")->has_value());
+
+    // Unreadable for the admin running the command (root reads anything: run as another
+    // user, the file 0600 root's).
+    auto secret = d.write("root-only", "anna:" + kShaPw + "\n", 0600);
+    auto denied = mft::run({"runuser", "-u", "mfvmail", "--", kProgram, "import", secret,
+                            "--format", "dovecot-passwd-file", "--config", d.config});
+    CHECK(denied.exit_code == 2);
+    CHECK(has(denied.err, secret));
+    CHECK(has(denied.err, "Permission denied"));
+
     auto usage = d.import(crlf, "passwd");
     CHECK(usage.exit_code == 2);
     CHECK(has(usage.err, "--format"));
@@ -263,4 +284,23 @@ TEST_CASE("100,000 lines import in one transaction in reasonable time") {
     CHECK(rb.exit_code == 1);
     CHECK(has(rb.err, bad + ":100001: error: "));
     CHECK(d.store()->audit_log("user99999@example.com")->size() == before);
+}
+
+TEST_CASE("on a terminal a progress bar shows the planning; piped, nothing of it") {
+    Dir d;
+    std::string text;
+    for (int i = 0; i < 20000; ++i) {
+        text += "user" + std::to_string(i) + "@example.com:" + kShaPw + "\n";
+    }
+    auto f = d.write("tty-users", text);
+    auto r = mft::run_on_tty(
+        {kProgram, "import", f, "--format", "dovecot-passwd-file", "--config", d.config}, 300s);
+    CHECK(r.exit_code == 0);
+    CHECK(has(r.screen, "planning " + f + " ["));
+    CHECK(has(r.screen, "20000/20000"));
+    CHECK(has(r.screen, "imported 20000 accounts"));
+    auto piped = d.import(f, "dovecot-passwd-file");
+    CHECK(piped.exit_code == 0);
+    CHECK_FALSE(has(piped.err, "planning"));
+    CHECK_FALSE(has(piped.err, "\r"));
 }

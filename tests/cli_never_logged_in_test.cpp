@@ -14,6 +14,7 @@
 #include "admin_logins.hpp"
 #include "mailferry/store.hpp"
 #include "support/test_env.hpp"
+#include "support/tty.hpp"
 
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -287,6 +288,14 @@ TEST_CASE("the program lists who logged in recently and is not migrated") {
     CHECK(d.exit_code == 2);
     CHECK(has(d.err, dir.path()));
 
+    // A log the user running the command cannot read: named, exit 2.
+    mft::write_file(dir.file("root-only.log"), log, 0600);
+    auto denied = mft::run({"runuser", "-u", "mfvmail", "--", kProgram, "never-logged-in",
+                            "--config", config, "--log", dir.file("root-only.log")});
+    CHECK(denied.exit_code == 2);
+    CHECK(has(denied.err, dir.file("root-only.log")));
+    CHECK(has(denied.err, "Permission denied"));
+
     // A gzip'd rotation cut off half-way: named, exit 2.
     std::string gz = mft::read_file(files[1]);
     mft::write_file(dir.file("cut.gz"), gz.substr(0, gz.size() / 2));
@@ -323,4 +332,13 @@ TEST_CASE("100,000 log lines") {
     CHECK(j["logins"] == 100000);
     MESSAGE("never-logged-in over 100,000 lines: " << secs << " s");
     CHECK(secs < 60);
+    CHECK_FALSE(has(r.err, "reading logs"));
+
+    // On a terminal: a progress bar over the bytes of the logs, then the table.
+    auto tty = mft::run_on_tty({kProgram, "never-logged-in", "--config", config, "--log",
+                                dir.file("big.log"), "--since", "30d"},
+                               std::chrono::seconds(120));
+    CHECK(tty.exit_code == 0);
+    CHECK(has(tty.screen, "reading logs ["));
+    CHECK(has(tty.screen, "5000 accounts logged in at the old server"));
 }
