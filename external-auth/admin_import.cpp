@@ -72,17 +72,41 @@ Result<ImportReport> import_file(const Loaded& loaded, const std::string& path,
         e.scope = Scope::config; // the admin's input: a usage problem, exit 2
         return e;
     }
+    // The store as it is, so a clear-text value already imported keeps its hash. A store
+    // that cannot be read this way (an older schema the import will migrate) only costs
+    // that: such values get a new salt.
+    bool missing = false;
+    auto current = open_store_readonly(loaded.cfg, &missing);
+    ImportOptions with_store = opt;
+    Result<void> lookup_error;
+    if (current && !missing) {
+        with_store.stored_hash = [&](const std::string& name) -> std::optional<std::string> {
+            auto a = (*current)->find_account(name);
+            if (!a) {
+                lookup_error = a.error();
+                return std::nullopt;
+            }
+            return a->has_value() ? std::optional<std::string>((**a).hash) : std::nullopt;
+        };
+    }
     auto t0 = std::chrono::steady_clock::now();
     {
         Progress bar("planning " + path, file->lines().size(), progress);
         std::size_t shown = 0;
-        rep.plan = plan_import(*file, opt, *loaded.ids, loaded.cfg.hash, [&](std::size_t done) {
-            bar.tick(done - shown);
-            shown = done;
-        });
+        rep.plan =
+            plan_import(*file, with_store, *loaded.ids, loaded.cfg.hash, [&](std::size_t done) {
+                bar.tick(done - shown);
+                shown = done;
+            });
         bar.tick(file->lines().size() - shown);
     }
     rep.seconds_plan = since(t0);
+    if (!lookup_error) {
+        return lookup_error.error();
+    }
+    if (current) {
+        current->reset(); // read-only: the import below opens the store for writing
+    }
     if (!rep.plan.errors.empty()) {
         return rep; // all or nothing: one bad line and the store is not touched
     }

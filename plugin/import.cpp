@@ -234,6 +234,17 @@ class Planner {
             error(line, id->canonical + ": " + v.error);
             return;
         }
+        if (opt_.stored_hash && v.note.rfind("clear-text", 0) == 0) {
+            // A re-import: the same password keeps the stored hash (a fresh salt would
+            // count as a change and write an audit row for nothing).
+            if (auto stored = opt_.stored_hash(id->canonical); stored && !stored->empty()) {
+                Secret clear(password);
+                if (verify_hash(*stored, clear).result == HashMatch::match) {
+                    v.hash = *stored;
+                    v.note = "clear-text password, the same as the stored hash";
+                }
+            }
+        }
         plan_.accounts.push_back(ImportAccount{line, std::move(login), id->canonical,
                                                id->provider->name, std::move(v.hash),
                                                std::move(v.note)});

@@ -243,6 +243,14 @@ TEST_CASE("CommuniGate: columns counted, clear text hashed; Modoboa: skipped lin
     auto anna = d.store()->find_account("anna@example.com");
     REQUIRE(anna->has_value());
     CHECK((**anna).hash.rfind("{SHA512-CRYPT}", 0) == 0);
+    // Clear text hashed again would get a new salt: a re-import keeps the stored hash.
+    auto again = nlohmann::json::parse(d.import(good, "communigate", {"--json"}).out);
+    CHECK(again["unchanged"] == 1);
+    CHECK(again["updated"] == 0);
+    CHECK((**d.store()->find_account("anna@example.com")).hash == (**anna).hash);
+    auto changed = d.write("cgp3", "Name\tPassword\nanna\t\"new pw\"\n");
+    auto third = nlohmann::json::parse(d.import(changed, "communigate", {"--json"}).out);
+    CHECK(third["updated"] == 1);
 
     auto mb = d.write("modoboa.csv", "domain; example.com; 1000; 0; True\n"
                                      "account; carl@example.com; {PLAIN}c; Carl; C; True\n"

@@ -108,6 +108,10 @@ struct ImportOptions {
     ImportFormat format = ImportFormat::dovecot_passwd_file;
     std::string domain; // bare names in the file become name@domain (else: short names)
     char separator = 0; // 0: the format's own (modoboa ';', communigate TAB)
+    // The hash the store already has for a canonical name (nullopt: none). With it, a
+    // clear-text value that matches the stored hash keeps that hash instead of a new salt,
+    // so importing the same clear-text export again changes nothing.
+    std::function<std::optional<std::string>(const std::string& canonical)> stored_hash;
 };
 
 struct ImportAccount {
