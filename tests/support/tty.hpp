@@ -1,5 +1,5 @@
 // tty.hpp — running a program on a real pseudo-terminal, for tests of what programs show
-// only on a terminal (progress bars). (copier_tty_test.cpp has its own copy, older.)
+// only on a terminal (progress bars).
 #pragma once
 
 #include <chrono>
