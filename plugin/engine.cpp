@@ -57,6 +57,14 @@ struct Engine::Impl {
     AuthResult first_login(const AuthRequest& req, const Identity& id,
                            const std::optional<Account>& existing, const Secret& password,
                            const std::string& who);
+    // The guard, then the password against acct.hash (`kind` names the hash in answers:
+    // "stored", "imported"). Returns the answer when it is decided here (guard refusal,
+    // busy store, mismatch). Otherwise *verdict is set, and *match is true when the hash
+    // matched, false when it cannot be verified here (the old server has to decide).
+    std::optional<AuthResult> check_hash(const AuthRequest& req, const Account& acct,
+                                         const Secret& password, const std::string& who,
+                                         const char* kind, std::optional<Guard::Verdict>& verdict,
+                                         bool& match);
     // The first login of an imported account (state verified): its password is checked
     // against the imported hash instead of the old server. nullopt: the hash cannot be
     // verified here; the caller asks the old server.
@@ -201,24 +209,13 @@ std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const
     case AccountState::failed:
         break;
     }
-    auto verdict = guard->check(name, req.client_ip, password);
-    if (!verdict) {
-        return answer(AuthStatus::tempfail, name, verdict.error().message());
+    std::optional<Guard::Verdict> verdict;
+    bool match = false;
+    if (auto decided = check_hash(req, acct, password, who, "stored", verdict, match)) {
+        return decided;
     }
-    if (verdict->refuse) {
-        return answer(AuthStatus::fail, name, *verdict->refuse);
-    }
-    HashCheck check = verify_hash(acct.hash, password);
-    switch (check.result) {
-    case HashMatch::mismatch:
-        guard->on_rejected(name, req.client_ip, password, false);
-        return answer(AuthStatus::fail, name, "password does not match the stored hash");
-    case HashMatch::unsupported:
-        log::info(who + ": stored hash not verifiable here (" + check.reason +
-                  "): asking the old server");
+    if (!match) {
         return std::nullopt;
-    case HashMatch::match:
-        break;
     }
     std::string note = "verified locally";
     if (needs_rehash(acct.hash, cfg.hash)) {
@@ -294,27 +291,47 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
 std::optional<AuthResult> Engine::Impl::imported_login(const AuthRequest& req, const Identity& id,
                                                        const Account& acct, const Secret& password,
                                                        const std::string& who) {
+    std::optional<Guard::Verdict> verdict;
+    bool match = false;
+    if (auto decided = check_hash(req, acct, password, who, "imported", verdict, match)) {
+        return decided;
+    }
+    if (!match) {
+        return std::nullopt;
+    }
+    return provision(req, id, acct, password, who, *verdict, "matched the imported hash");
+}
+
+std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const Account& acct,
+                                                   const Secret& password, const std::string& who,
+                                                   const char* kind,
+                                                   std::optional<Guard::Verdict>& verdict,
+                                                   bool& match) {
     const std::string& name = acct.name;
-    auto verdict = guard->check(name, req.client_ip, password);
-    if (!verdict) {
-        return answer(AuthStatus::tempfail, name, verdict.error().message());
+    auto v = guard->check(name, req.client_ip, password);
+    if (!v) {
+        return answer(AuthStatus::tempfail, name, v.error().message());
     }
-    if (verdict->refuse) {
-        return answer(AuthStatus::fail, name, *verdict->refuse);
+    if (v->refuse) {
+        return answer(AuthStatus::fail, name, *v->refuse);
     }
+    verdict = std::move(*v);
     HashCheck check = verify_hash(acct.hash, password);
     switch (check.result) {
     case HashMatch::mismatch:
         guard->on_rejected(name, req.client_ip, password, false);
-        return answer(AuthStatus::fail, name, "password does not match the imported hash");
+        return answer(AuthStatus::fail, name,
+                      std::string("password does not match the ") + kind + " hash");
     case HashMatch::unsupported:
-        log::info(who + ": imported hash not verifiable here (" + check.reason +
+        log::info(who + ": " + kind + " hash not verifiable here (" + check.reason +
                   "): asking the old server");
+        match = false;
         return std::nullopt;
     case HashMatch::match:
         break;
     }
-    return provision(req, id, acct, password, who, *verdict, "matched the imported hash");
+    match = true;
+    return std::nullopt;
 }
 
 AuthResult Engine::Impl::provision(const AuthRequest& req, const Identity& id,
