@@ -53,15 +53,19 @@ void print_json(const nlohmann::json& doc);
 
 // ---- the command table: one line per cli_<name>.cpp ----
 extern const Command check_config_command;
-extern const Command worker_command;  // cli_worker.cpp
-extern const Command keys_command;    // cli_keys.cpp
-extern const Command cutover_command; // cli_cutover.cpp
+extern const Command worker_command;          // cli_worker.cpp
+extern const Command keys_command;            // cli_keys.cpp
+extern const Command cutover_command;         // cli_cutover.cpp
+extern const Command status_command;          // cli_status.cpp
+extern const Command import_command;          // cli_import.cpp
+extern const Command never_logged_in_command; // cli_never_logged_in.cpp
 
+// clang-format off: one command a line, so a new command is a one-line diff
 inline constexpr const Command* kCommands[] = {
-    &check_config_command,
-    &worker_command,
-    &keys_command,
-    &cutover_command,
+    &check_config_command,    &worker_command, &keys_command,
+    &cutover_command,         &status_command, &import_command,
+    &never_logged_in_command,
 };
+// clang-format on
 
 } // namespace mf::cli

@@ -57,6 +57,27 @@ struct Engine::Impl {
     AuthResult first_login(const AuthRequest& req, const Identity& id,
                            const std::optional<Account>& existing, const Secret& password,
                            const std::string& who);
+    // The guard, then the password against acct.hash (`kind` names the hash in answers:
+    // "stored", "imported"). Returns the answer when it is decided here (guard refusal,
+    // busy store, mismatch). Otherwise *verdict is set, and *match is true when the hash
+    // matched, false when it cannot be verified here (the old server has to decide).
+    std::optional<AuthResult> check_hash(const AuthRequest& req, const Account& acct,
+                                         const Secret& password, const std::string& who,
+                                         const char* kind, std::optional<Guard::Verdict>& verdict,
+                                         bool& match);
+    // The first login of an imported account (state verified): its password is checked
+    // against the imported hash instead of the old server. nullopt: the hash cannot be
+    // verified here; the caller asks the old server.
+    std::optional<AuthResult> imported_login(const AuthRequest& req, const Identity& id,
+                                             const Account& acct, const Secret& password,
+                                             const std::string& who);
+    // What every first login does once the password is known to be right: hash it with
+    // the configured scheme, provision, write the account (state provisioned, last login
+    // now), run the provisioned hook. `how` says how the password was verified.
+    AuthResult provision(const AuthRequest& req, const Identity& id,
+                         const std::optional<Account>& existing, const Secret& password,
+                         const std::string& who, const Guard::Verdict& verdict,
+                         const std::string& how);
     std::vector<std::pair<std::string, std::string>> extra_fields(const Identity& id) const;
 };
 
@@ -128,10 +149,16 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
         return answer(AuthStatus::tempfail, id->canonical, acct.error().message());
     }
     std::string seen_hash;
+    bool seen_imported = false;
     if (acct->has_value() && !(**acct).hash.empty()) {
         seen_hash = (**acct).hash;
-        if (auto r = from_store(req, *id, **acct, password, who)) {
-            return std::move(*r);
+        // An imported account (verified) is not on the new server yet: its first login
+        // provisions it, under the account lock below, like any first login.
+        seen_imported = (**acct).state == AccountState::verified;
+        if (!seen_imported) {
+            if (auto r = from_store(req, *id, **acct, password, who)) {
+                return std::move(*r);
+            }
         }
         // The stored hash is in a scheme we cannot verify (e.g. an imported {MSNT}):
         // verify at the old server instead, as for a first login.
@@ -148,9 +175,15 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
     if (!acct) {
         return answer(AuthStatus::tempfail, id->canonical, acct.error().message());
     }
-    if (acct->has_value() && !(**acct).hash.empty() && (**acct).hash != seen_hash) {
+    if (acct->has_value() && !(**acct).hash.empty() && (**acct).state != AccountState::verified &&
+        ((**acct).hash != seen_hash || seen_imported)) {
         // Another login provisioned while we waited for the lock.
         if (auto r = from_store(req, *id, **acct, password, who)) {
+            return std::move(*r);
+        }
+    }
+    if (acct->has_value() && !(**acct).hash.empty() && (**acct).state == AccountState::verified) {
+        if (auto r = imported_login(req, *id, **acct, password, who)) {
             return std::move(*r);
         }
     }
@@ -176,24 +209,13 @@ std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const
     case AccountState::failed:
         break;
     }
-    auto verdict = guard->check(name, req.client_ip, password);
-    if (!verdict) {
-        return answer(AuthStatus::tempfail, name, verdict.error().message());
+    std::optional<Guard::Verdict> verdict;
+    bool match = false;
+    if (auto decided = check_hash(req, acct, password, who, "stored", verdict, match)) {
+        return decided;
     }
-    if (verdict->refuse) {
-        return answer(AuthStatus::fail, name, *verdict->refuse);
-    }
-    HashCheck check = verify_hash(acct.hash, password);
-    switch (check.result) {
-    case HashMatch::mismatch:
-        guard->on_rejected(name, req.client_ip, password, false);
-        return answer(AuthStatus::fail, name, "password does not match the stored hash");
-    case HashMatch::unsupported:
-        log::info(who + ": stored hash not verifiable here (" + check.reason +
-                  "): asking the old server");
+    if (!match) {
         return std::nullopt;
-    case HashMatch::match:
-        break;
     }
     std::string note = "verified locally";
     if (needs_rehash(acct.hash, cfg.hash)) {
@@ -263,6 +285,61 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
     case VerifyStatus::ok:
         break;
     }
+    return provision(req, id, existing, password, who, *verdict, "verified at " + at);
+}
+
+std::optional<AuthResult> Engine::Impl::imported_login(const AuthRequest& req, const Identity& id,
+                                                       const Account& acct, const Secret& password,
+                                                       const std::string& who) {
+    std::optional<Guard::Verdict> verdict;
+    bool match = false;
+    if (auto decided = check_hash(req, acct, password, who, "imported", verdict, match)) {
+        return decided;
+    }
+    if (!match) {
+        return std::nullopt;
+    }
+    return provision(req, id, acct, password, who, *verdict, "matched the imported hash");
+}
+
+std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const Account& acct,
+                                                   const Secret& password, const std::string& who,
+                                                   const char* kind,
+                                                   std::optional<Guard::Verdict>& verdict,
+                                                   bool& match) {
+    const std::string& name = acct.name;
+    auto v = guard->check(name, req.client_ip, password);
+    if (!v) {
+        return answer(AuthStatus::tempfail, name, v.error().message());
+    }
+    if (v->refuse) {
+        return answer(AuthStatus::fail, name, *v->refuse);
+    }
+    verdict = std::move(*v);
+    HashCheck check = verify_hash(acct.hash, password);
+    switch (check.result) {
+    case HashMatch::mismatch:
+        guard->on_rejected(name, req.client_ip, password, false);
+        return answer(AuthStatus::fail, name,
+                      std::string("password does not match the ") + kind + " hash");
+    case HashMatch::unsupported:
+        log::info(who + ": " + kind + " hash not verifiable here (" + check.reason +
+                  "): asking the old server");
+        match = false;
+        return std::nullopt;
+    case HashMatch::match:
+        break;
+    }
+    match = true;
+    return std::nullopt;
+}
+
+AuthResult Engine::Impl::provision(const AuthRequest& req, const Identity& id,
+                                   const std::optional<Account>& existing, const Secret& password,
+                                   const std::string& who, const Guard::Verdict& verdict,
+                                   const std::string& how) {
+    const std::string& name = id.canonical;
+    const ProviderConfig& provider = *id.provider;
     auto hash = make_hash(password, cfg.hash);
     if (!hash) {
         return answer(AuthStatus::tempfail, name,
@@ -274,13 +351,19 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
                           r.error().message());
     }
     AuditContext ctx{std::string(req.face), std::string(req.client_ip),
-                     "verified at " + at + "; provisioned by " + provisioner->name()};
+                     how + "; provisioned by " + provisioner->name()};
     Result<void> stored;
     if (existing) {
         stored = store->set_hash(name, *hash, ctx);
         if (stored && existing->state != AccountState::provisioned &&
             !is_migrated(existing->state)) {
             stored = store->set_state(name, AccountState::provisioned, ctx);
+        }
+        if (stored) {
+            // An imported account's first login: status shows it as its first login.
+            if (auto r = store->record_login(name, now_unix()); !r) {
+                log::warning(who + ": " + r.error().message());
+            }
         }
     } else {
         Account a;
@@ -297,7 +380,7 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
         return answer(AuthStatus::tempfail, name,
                       "store the new account: " + stored.error().message());
     }
-    guard->on_accepted(name, *verdict);
+    guard->on_accepted(name, verdict);
     ProvisionedHook h;
     {
         std::lock_guard lk(hook_mu);
@@ -309,9 +392,8 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
                          r.error().message());
         }
     }
-    AuthResult res =
-        answer(AuthStatus::ok, name,
-               "first login: verified at " + at + ", provisioned by " + provisioner->name());
+    AuthResult res = answer(AuthStatus::ok, name,
+                            "first login: " + how + ", provisioned by " + provisioner->name());
     res.extra = extra_fields(id);
     res.first_login = true;
     return res;

@@ -177,8 +177,15 @@ std::vector<std::string_view> split_on(std::string_view line, char sep) {
 class Planner {
   public:
     Planner(ImportPlan& plan, const ImportOptions& opt, const IdentityMap& ids,
-            const HashConfig& hash)
-        : plan_(plan), opt_(opt), ids_(ids), hash_(hash) {}
+            const HashConfig& hash, const PlanProgress& progress)
+        : plan_(plan), opt_(opt), ids_(ids), hash_(hash), progress_(progress) {}
+
+    // Line `n` (1-based) is about to be planned.
+    void line(std::size_t n) {
+        if (progress_) {
+            progress_(n - 1);
+        }
+    }
 
     void error(std::size_t line, std::string why) {
         plan_.errors.push_back({line, std::move(why)});
@@ -227,6 +234,17 @@ class Planner {
             error(line, id->canonical + ": " + v.error);
             return;
         }
+        if (opt_.stored_hash && v.note.rfind("clear-text", 0) == 0) {
+            // A re-import: the same password keeps the stored hash (a fresh salt would
+            // count as a change and write an audit row for nothing).
+            if (auto stored = opt_.stored_hash(id->canonical); stored && !stored->empty()) {
+                Secret clear(password);
+                if (verify_hash(*stored, clear).result == HashMatch::match) {
+                    v.hash = *stored;
+                    v.note = "clear-text password, the same as the stored hash";
+                }
+            }
+        }
         plan_.accounts.push_back(ImportAccount{line, std::move(login), id->canonical,
                                                id->provider->name, std::move(v.hash),
                                                std::move(v.note)});
@@ -255,6 +273,7 @@ class Planner {
     const ImportOptions& opt_;
     const IdentityMap& ids_;
     const HashConfig& hash_;
+    const PlanProgress& progress_;
     std::map<std::string, Seen> seen_;
 };
 
@@ -262,6 +281,7 @@ void plan_passwd_file(const TextFile& file, Planner& p, ImportPlan& plan) {
     const auto& lines = file.lines();
     for (std::size_t i = 0; i < lines.size(); ++i) {
         std::size_t n = i + 1;
+        p.line(n);
         if (is_comment_or_blank(lines[i], true)) {
             continue;
         }
@@ -325,6 +345,7 @@ void plan_communigate(const TextFile& file, Planner& p, ImportPlan& plan, char s
     }
     for (++i; i < lines.size(); ++i) {
         std::size_t n = i + 1;
+        p.line(n);
         if (is_comment_or_blank(lines[i], false)) {
             continue;
         }
@@ -367,6 +388,7 @@ void plan_modoboa(const TextFile& file, Planner& p, ImportPlan& plan, char sep) 
     const auto& lines = file.lines();
     for (std::size_t i = 0; i < lines.size(); ++i) {
         std::size_t n = i + 1;
+        p.line(n);
         if (is_comment_or_blank(lines[i], true)) {
             continue;
         }
@@ -566,13 +588,18 @@ std::optional<std::vector<std::string>> split_csv(std::string_view line, char se
 
 ImportPlan plan_import(const TextFile& file, const ImportOptions& opt, const IdentityMap& ids,
                        const HashConfig& hash) {
+    return plan_import(file, opt, ids, hash, PlanProgress());
+}
+
+ImportPlan plan_import(const TextFile& file, const ImportOptions& opt, const IdentityMap& ids,
+                       const HashConfig& hash, const PlanProgress& progress) {
     ImportPlan plan;
     plan.source = file.name();
     if (sodium_init() < 0) {
         plan.errors.push_back({0, "libsodium could not be initialised"});
         return plan;
     }
-    Planner p(plan, opt, ids, hash);
+    Planner p(plan, opt, ids, hash, progress);
     switch (opt.format) {
     case ImportFormat::dovecot_passwd_file:
         plan_passwd_file(file, p, plan);

@@ -6,65 +6,16 @@
 #include <doctest/doctest.h>
 
 #include "copier_util.hpp"
+#include "support/tty.hpp"
 
-#include <cerrno>
-#include <poll.h>
-#include <pty.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
 
 namespace {
 
-struct TtyRun {
-    std::string screen; // everything the program wrote to its terminal
-    int exit_code = -1;
-};
-
-// Runs argv with stdin, stdout and stderr on a new pseudo-terminal; collects its output.
-TtyRun run_on_tty(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
-    std::vector<std::string> args = argv;
-    std::vector<char*> cargv;
-    for (auto& a : args) {
-        cargv.push_back(a.data());
-    }
-    cargv.push_back(nullptr);
-    winsize ws{};
-    ws.ws_row = 40;
-    ws.ws_col = 160;
-    int master = -1;
-    pid_t pid = ::forkpty(&master, nullptr, nullptr, &ws);
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::execv(cargv[0], cargv.data());
-        ::_exit(127);
-    }
-    TtyRun r;
-    auto end = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        pollfd p{master, POLLIN, 0};
-        int n = ::poll(&p, 1, 200);
-        if (n > 0) {
-            char buf[4096];
-            ssize_t got = ::read(master, buf, sizeof buf);
-            if (got > 0) {
-                r.screen.append(buf, static_cast<std::size_t>(got));
-                continue;
-            }
-            break; // EIO: the program closed its terminal
-        }
-        if (std::chrono::steady_clock::now() > end) {
-            ::kill(pid, SIGKILL);
-            break;
-        }
-    }
-    int st = 0;
-    ::waitpid(pid, &st, 0);
-    ::close(master);
-    r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return r;
-}
+using mft::run_on_tty;
+using mft::TtyRun;
 
 bool has(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;

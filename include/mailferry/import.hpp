@@ -39,6 +39,7 @@
 #include "mailferry/store.hpp"
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -107,6 +108,10 @@ struct ImportOptions {
     ImportFormat format = ImportFormat::dovecot_passwd_file;
     std::string domain; // bare names in the file become name@domain (else: short names)
     char separator = 0; // 0: the format's own (modoboa ';', communigate TAB)
+    // The hash the store already has for a canonical name (nullopt: none). With it, a
+    // clear-text value that matches the stored hash keeps that hash instead of a new salt,
+    // so importing the same clear-text export again changes nothing.
+    std::function<std::optional<std::string>(const std::string& canonical)> stored_hash;
 };
 
 struct ImportAccount {
@@ -138,6 +143,13 @@ struct ImportPlan {
 // cannot use at all has its reason in errors with line 0.
 ImportPlan plan_import(const TextFile& file, const ImportOptions& opt, const IdentityMap& ids,
                        const HashConfig& hash);
+
+// Called with the number of lines planned so far (a progress bar: clear-text values cost
+// a hash each). Called from the planning thread, often: keep it cheap.
+using PlanProgress = std::function<void(std::size_t lines_done)>;
+// The same, reporting progress.
+ImportPlan plan_import(const TextFile& file, const ImportOptions& opt, const IdentityMap& ids,
+                       const HashConfig& hash, const PlanProgress& progress);
 
 // The plan's accounts as Store entries, audit detail "imported from SOURCE:LINE (FORMAT)".
 std::vector<ImportEntry> import_entries(const ImportPlan& plan, ImportFormat format);
