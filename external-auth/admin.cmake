@@ -3,13 +3,13 @@
 # `mailferry` program (cli.cmake, included after this file) links it; the link is
 # deferred to the end of this directory because that target does not exist yet here.
 # zlib reads gzip'd log rotations (never-logged-in); GLOBAL so the tests linking mf_cli
-# see the imported target too. Debian: zlib1g-dev.
+# see the imported target too. Debian: zlib1g-dev. libcurl: dry-run's provisioner probe.
 find_package(ZLIB REQUIRED GLOBAL)
 file(GLOB mf_admin_srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/admin_*.cpp)
 add_library(mf_cli STATIC ${mf_admin_srcs})
 target_include_directories(mf_cli PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(mf_cli PUBLIC mailferry_core mf_import CLI11::CLI11
                       nlohmann_json::nlohmann_json
-                      PRIVATE OpenSSL::SSL OpenSSL::Crypto ZLIB::ZLIB)
+                      PRIVATE OpenSSL::SSL OpenSSL::Crypto ZLIB::ZLIB CURL::libcurl)
 target_compile_options(mf_cli PRIVATE ${MAILFERRY_WARNINGS})
 cmake_language(DEFER CALL target_link_libraries mailferry-cli PRIVATE mf_cli)

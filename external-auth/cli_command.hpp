@@ -56,12 +56,12 @@ extern const Command check_config_command;
 extern const Command worker_command;  // cli_worker.cpp
 extern const Command keys_command;    // cli_keys.cpp
 extern const Command cutover_command; // cli_cutover.cpp
+extern const Command replay_command;  // cli_replay.cpp
+extern const Command dry_run_command; // cli_dry_run.cpp
 
 inline constexpr const Command* kCommands[] = {
-    &check_config_command,
-    &worker_command,
-    &keys_command,
-    &cutover_command,
+    &check_config_command, &worker_command, &keys_command,
+    &cutover_command,      &replay_command, &dry_run_command,
 };
 
 } // namespace mf::cli
