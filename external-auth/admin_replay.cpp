@@ -9,7 +9,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -344,6 +347,32 @@ void plan_moveaccounts(const TextFile& file, Planner& p, ReplayPlan& plan,
     }
 }
 
+// At most `max_concurrent` of our own threads per old server at the engine at once: the
+// engine's slot files are the real bound (shared with every login helper), this only keeps
+// our other threads from polling them. Without it, idle threads would spin on "busy"
+// answers and, backing off, leave slots unused between polls.
+class Gate {
+  public:
+    explicit Gate(unsigned n) : free_(std::max(1u, n)) {}
+    void acquire() {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return free_ > 0; });
+        --free_;
+    }
+    void release() {
+        {
+            std::lock_guard lk(mu_);
+            ++free_;
+        }
+        cv_.notify_one();
+    }
+
+  private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    unsigned free_;
+};
+
 } // namespace
 
 const char* to_string(ReplayFormat f) {
@@ -455,6 +484,13 @@ std::vector<LineReport> run_replay(Engine& engine, ReplayPlan& plan, const Repla
                                    const std::function<void()>& tick) {
     std::vector<LineReport> out(plan.lines.size());
     std::atomic<std::size_t> next{0};
+    std::map<std::string, std::unique_ptr<Gate>> gates; // by provider; read-only once threads run
+    for (const auto& l : plan.lines) {
+        const ProviderConfig& p = *l.identity.provider;
+        if (!gates.contains(p.name)) {
+            gates.emplace(p.name, std::make_unique<Gate>(p.max_concurrent));
+        }
+    }
     auto work = [&](unsigned seed) {
         std::minstd_rand rng(seed);
         for (std::size_t i = next++; i < plan.lines.size(); i = next++) {
@@ -477,6 +513,8 @@ std::vector<LineReport> run_replay(Engine& engine, ReplayPlan& plan, const Repla
             std::chrono::milliseconds pause{5};
             unsigned waits = 0;
             AuthResult r;
+            Gate& gate = *gates.at(rep.server);
+            gate.acquire();
             for (;;) {
                 r = engine.authenticate(
                     AuthRequest{l.login, l.password.view(), "replay", opt.client_ip, "replay"});
@@ -487,8 +525,10 @@ std::vector<LineReport> run_replay(Engine& engine, ReplayPlan& plan, const Repla
                 ++waits;
                 std::uniform_int_distribution<long> jitter(0, pause.count());
                 std::this_thread::sleep_for(pause + std::chrono::milliseconds(jitter(rng)));
-                pause = std::min(pause * 2, std::chrono::milliseconds(200));
+                // Short: a verification takes tens of ms; a slot left idle is rate lost.
+                pause = std::min(pause * 2, std::chrono::milliseconds(50));
             }
+            gate.release();
             l.password.clear();
             switch (r.status) {
             case AuthStatus::ok:

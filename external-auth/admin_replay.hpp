@@ -104,8 +104,10 @@ struct ReplayOptions {
 };
 
 // Replays `plan.lines` through `engine` with `opt.jobs` threads; `tick` after each line
-// (any thread). A line whose old server has its max_concurrent budget full is retried
-// (backing off 5 ms → 200 ms, with jitter) until a slot is free or busy_wait has passed.
+// (any thread). At most max_concurrent of our threads per old server call the engine at
+// once; when the engine still answers that the server's budget is full (logins from the
+// mail server hold slots too), the line waits and is retried (5 ms doubling to 50 ms, with
+// jitter) until a slot is free or busy_wait has passed — then it is temporary.
 // Each password is wiped as soon as its line is done. Reports in file order.
 std::vector<LineReport> run_replay(Engine& engine, ReplayPlan& plan, const ReplayOptions& opt,
                                    const std::function<void()>& tick);

@@ -342,14 +342,16 @@ TEST_CASE("replay: a full server budget makes lines wait for a slot, bounded by 
         CHECK_FALSE(w.account("anna@example.com").has_value());
     }
     {
-        // The slot comes free after a second: the lines waited and all went through, one
-        // at a time although 6 jobs ran.
+        // The slot comes free after three seconds (longer than the program takes to start):
+        // the lines waited and all went through, one at a time although 6 jobs ran.
         auto slot = std::make_unique<HeldSlot>(w, 0);
         std::thread freer([&] {
-            std::this_thread::sleep_for(1s);
+            std::this_thread::sleep_for(3s);
             slot->release();
         });
+        auto t0 = std::chrono::steady_clock::now();
         auto r = replay(w, {"--json", "--jobs", "6", file});
+        CHECK(std::chrono::steady_clock::now() - t0 >= 3s);
         freer.join();
         INFO(r.out, r.err);
         CHECK(r.exit_code == 0);
