@@ -249,6 +249,27 @@ TEST_CASE("parser: an empty file and a header without Name are refused as a whol
     CHECK_FALSE(ps.plan("Name\tPassword\n", ReplayFormat::moveaccounts).ok());
 }
 
+TEST_CASE("exit code: temporary (75) wins over a definite no (1), which wins over ok (0)") {
+    auto code = [](std::vector<LineResult> results) {
+        std::vector<mf::cli::LineReport> reps;
+        for (auto r : results) {
+            mf::cli::LineReport rep;
+            rep.result = r;
+            reps.push_back(rep);
+        }
+        return mf::cli::replay_exit_code(reps);
+    };
+    CHECK(code({}) == 0);
+    CHECK(code({LineResult::ok, LineResult::skipped}) == 0);
+    CHECK(code({LineResult::would_replay, LineResult::skipped}) == 0);
+    CHECK(code({LineResult::ok, LineResult::wrong_password}) == 1);
+    CHECK(code({LineResult::malformed}) == 1);
+    CHECK(code({LineResult::duplicate}) == 1);
+    CHECK(code({LineResult::unsupported}) == 1);
+    CHECK(code({LineResult::refused}) == 1);
+    CHECK(code({LineResult::wrong_password, LineResult::temporary, LineResult::ok}) == 75);
+}
+
 // ---- the program, on real servers ----
 
 TEST_CASE("replay: verified, provisioned, queued and copied like a login; re-run skips") {
