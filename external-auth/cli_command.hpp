@@ -59,12 +59,20 @@ extern const Command cutover_command;         // cli_cutover.cpp
 extern const Command status_command;          // cli_status.cpp
 extern const Command import_command;          // cli_import.cpp
 extern const Command never_logged_in_command; // cli_never_logged_in.cpp
+extern const Command replay_command;          // cli_replay.cpp
+extern const Command dry_run_command;         // cli_dry_run.cpp
 
 // clang-format off: one command a line, so a new command is a one-line diff
 inline constexpr const Command* kCommands[] = {
-    &check_config_command,    &worker_command, &keys_command,
-    &cutover_command,         &status_command, &import_command,
+    &check_config_command,
+    &dry_run_command,
+    &import_command,
+    &replay_command,
+    &status_command,
     &never_logged_in_command,
+    &cutover_command,
+    &worker_command,
+    &keys_command,
 };
 // clang-format on
 

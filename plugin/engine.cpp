@@ -265,10 +265,12 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
         return answer(AuthStatus::tempfail, name, slot.error().message());
     }
     if (!slot->has_value()) {
-        return answer(AuthStatus::tempfail, name,
-                      "old server " + provider.name + " already has " +
-                          std::to_string(provider.max_concurrent) +
-                          " verifications running (max_concurrent)");
+        AuthResult busy = answer(AuthStatus::tempfail, name,
+                                 "old server " + provider.name + " already has " +
+                                     std::to_string(provider.max_concurrent) +
+                                     " verifications running (max_concurrent)");
+        busy.server_busy = true;
+        return busy;
     }
     VerifyOutcome outcome = verifiers.at(provider.name)->verify(id.old_login, password);
     slot->reset();

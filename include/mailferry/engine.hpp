@@ -49,6 +49,9 @@ struct AuthResult {
     std::vector<std::pair<std::string, std::string>> extra; // on ok: configured extra fields
     std::string message;      // for the log; safe to show an admin, never the password
     bool first_login = false; // ok by the old server just now (account provisioned)
+    // tempfail only because the old server's max_concurrent budget was full: nothing was
+    // asked; a batch caller (mailferry replay) waits and tries the same line again.
+    bool server_busy = false;
 };
 
 // Called after a first login has been provisioned, with the password still in hand —

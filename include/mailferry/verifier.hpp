@@ -39,4 +39,15 @@ std::unique_ptr<Verifier> make_verifier(const ProviderConfig& provider);
 
 const char* to_string(VerifyStatus s);
 
+// Whether the old server answers as verify() would reach it — same host, port, protocol,
+// TLS mode, CA file and certificate check — without logging in: connect, greeting,
+// STARTTLS/STLS when configured, capabilities, then hang up. Sends no credentials, so it
+// counts against no rate limit and changes nothing there (`mailferry dry-run`). Blocks up
+// to the provider's timeout; thread-safe.
+struct ServerProbe {
+    bool reachable = false; // connected, greeted, TLS (if any) set up and verified
+    std::string detail;     // "greeting …; TLS certificate verified, expires …" or why not
+};
+ServerProbe probe_server(const ProviderConfig& provider);
+
 } // namespace mf
