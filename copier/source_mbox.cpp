@@ -572,13 +572,9 @@ class Indexer {
                 i.flags.insert(i.flags.end(), i.keywords.begin(), i.keywords.end());
             }
             m.flags = join_flags(std::move(i.flags));
-            if (clean) {
-                m.uid = *i.uid;
-            } else {
-                int n = ++seen[i.digest];
-                m.key = "mbox:" + i.digest + (n > 1 ? "#" + std::to_string(n) : "");
-                m.uid = static_cast<std::uint32_t>(out.messages.size() + 1);
-            }
+            m.uid = clean ? *i.uid : static_cast<std::uint32_t>(out.messages.size() + 1);
+            int n = ++seen[i.digest];
+            m.key = "mbox:" + i.digest + (n > 1 ? "#" + std::to_string(n) : "");
             out.messages.push_back(std::move(m));
         }
         return out;

@@ -34,11 +34,13 @@
 // date is local time (TZ), as Dovecot reads it.
 //
 // UIDs: when the first message has X-IMAPbase and every message an X-UID, strictly
-// increasing, those are the folder's UIDVALIDITY and UIDs (what Dovecot shows). Otherwise
-// each message gets Message::key = SHA-256 of its From_ line and its visible header lines
-// (not the status headers Dovecot rewrites when flags change, not the offset, which moves
-// when an earlier message is removed), with "#n" added to the n-th identical one, so the
-// copier's key table gives it a stable UID.
+// increasing, those are the folder's UIDVALIDITY and UIDs (what Dovecot shows); otherwise
+// UIDVALIDITY 1 and UIDs by position. Either way each message also gets Message::key =
+// SHA-256 of its From_ line and its visible header lines (not the status headers Dovecot
+// rewrites when flags change; not the offset, which moves when an earlier message is
+// removed), with "#n" added to the n-th identical one. The copier keys its state by it,
+// so a message that arrives without X-UID (an MTA appended it) and gets one later when
+// Dovecot syncs the file keeps its copy and is neither skipped nor copied twice.
 //
 // Memory: the file is indexed once, line by line through a 64 KiB buffer (a line longer
 // than that is handled in pieces); read() streams the message's byte range again. Sizes are
