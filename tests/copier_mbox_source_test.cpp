@@ -270,6 +270,20 @@ TEST_CASE("bad input: truncated, From_ lines in bodies, not an mbox, empty") {
 
     like_dovecot(users[2], "", 0);
 
+    // Lines longer than the reader's 64 KiB window: a CRLF that would straddle it, a bare CR,
+    // a hidden header of 70 KB, a quoted From_ line after them; a few MB in all.
+    std::string big =
+        "From a@x Mon Jan  1 10:00:00 2024\nSubject: big\nX-Keywords: " + std::string(70000, 'k') +
+        "\n\n" + std::string(65535, 'a') + "\r\n" + std::string(150000, 'b') + "\r" +
+        std::string(10, 'c') + "\n>From x\n";
+    for (int i = 0; i < 40; ++i) {
+        big += std::string(100000, static_cast<char>('d' + i % 20)) + "\n";
+    }
+    big +=
+        "\nFrom a@x Mon Jan  1 11:00:00 2024\nSubject: after\n\n" + std::string(70000, 'z') + "\n";
+    auto large = like_dovecot(users[3], big, 2);
+    CHECK(large[0].body.size() > 4000000);
+
     std::string file = tmp.path() + "/not-mbox";
     mft::write_file(file, "Subject: just a message\n\nhello\n", 0600);
     auto s = src::open_mbox(file, src::MboxQuoting::none);
