@@ -323,3 +323,29 @@ TEST_CASE("From_ dates as Dovecot parses them") {
     CHECK_FALSE(mbox_from_date("From a@x Mon Foo  1 10:00:00 2024"));
     CHECK_FALSE(mbox_from_date("From a@x Mon Jan  1 1x:00:00 2024"));
 }
+
+TEST_CASE("a folder Dovecot emptied keeps its UIDVALIDITY in the X-IMAP pseudo message") {
+    const std::string user = "carl@old.example";
+    mft::DovecotServer srv(opts({user}));
+    srv.save_message(user, "Trash", cu::mail("gone-1"));
+    srv.save_message(user, "Trash", cu::mail("gone-2"));
+    std::string out;
+    REQUIRE_MESSAGE(srv.doveadm({"expunge", "-u", user, "mailbox", "Trash", "all"}, &out) == 0,
+                    out);
+    auto s = src::open_mbox(mbox_dir(srv, user), src::MboxQuoting::none);
+    std::map<std::string, std::uint32_t> validity;
+    auto empty = through_source(*s, &validity);
+    CHECK(empty.folders["Trash"].empty());
+    std::string st;
+    REQUIRE(srv.doveadm({"-f", "flow", "mailbox", "status", "-u", user, "uidvalidity", "Trash"},
+                        &st) == 0);
+    auto trash = mft::read_file(mbox_dir(srv, user) + "/Trash");
+    REQUIRE(trash.find("\nX-IMAP: ") != std::string::npos); // Dovecot's pseudo message
+    CHECK(st.find("uidvalidity=" + std::to_string(validity["Trash"])) != std::string::npos);
+
+    srv.save_message(user, "Trash", cu::mail("kept"));
+    auto mine = through_source(*s);
+    auto imap = cu::snapshot(srv.imap_port(), user, kPw);
+    same(mine.folders["Trash"], imap.folders["Trash"], true);
+    CHECK(imap.folders["Trash"].size() == 1);
+}
