@@ -349,3 +349,42 @@ TEST_CASE("a folder Dovecot emptied keeps its UIDVALIDITY in the X-IMAP pseudo m
     same(mine.folders["Trash"], imap.folders["Trash"], true);
     CHECK(imap.folders["Trash"].size() == 1);
 }
+
+// Dovecot reads a From_ date without a zone as its local time, and takes X-Keywords only
+// when X-IMAPbase declares every keyword in it (else the header came with the mail).
+TEST_CASE("local From_ dates, declared and undeclared keywords, X-UIDs, as Dovecot reads them") {
+    const char* old_tz = std::getenv("TZ");
+    std::string saved = old_tz != nullptr ? old_tz : "";
+    ::setenv("TZ", "Europe/Berlin", 1);
+    ::tzset();
+    {
+        const std::string user = "dora@old.example";
+        mft::DovecotServer srv(opts({user}));
+        std::string bytes =
+            "From a@x Mon Jul  1 10:00:00 2024\nX-IMAPbase: 4242 30 kw1 $Label2\nSubject: a\n"
+            "X-UID: 7\nStatus: RO\nX-Status: AF\nX-Keywords: kw1 $Label2\n\na\n\n"
+            "From a@x Mon Jan  1 10:00:00 2024\nSubject: b\nX-UID: 9\nX-Keywords: kw1 other\n"
+            "\nb\n\n"
+            "From a@x Mon Jan  1 10:00:00 2024 -0500\nSubject: c\nX-UID: 12\nX-Status: TD\n\nc\n";
+        put_inbox(srv, user, bytes);
+        mft::TempDir tmp("mboxsrc-tz");
+        mft::write_file(tmp.path() + "/inbox", bytes, 0600);
+        std::map<std::string, std::uint32_t> validity;
+        auto s = src::open_mbox(tmp.path() + "/inbox", src::MboxQuoting::none);
+        auto mine = through_source(*s, &validity);
+        auto imap = cu::snapshot(srv.imap_port(), user, kPw);
+        same(mine.folders["INBOX"], imap.folders["INBOX"], true);
+        CHECK(validity["INBOX"] == 4242);
+        REQUIRE(mine.folders["INBOX"].size() == 3);
+        CHECK(mine.folders["INBOX"][0].when == 1719820800); // 10:00 CEST = 08:00 UTC
+        CHECK(mine.folders["INBOX"][0].flags == "$Label2 \\Answered \\Flagged \\Seen kw1");
+        CHECK(mine.folders["INBOX"][1].flags == "");
+        CHECK(mine.folders["INBOX"][2].flags == "\\Deleted \\Draft");
+    }
+    if (old_tz != nullptr) {
+        ::setenv("TZ", saved.c_str(), 1);
+    } else {
+        ::unsetenv("TZ");
+    }
+    ::tzset();
+}
