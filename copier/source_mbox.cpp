@@ -541,6 +541,9 @@ class Indexer {
         }
         cur_->content_end = std::max(end, cur_->content_start);
         cur_->size = writer_->size();
+        // The size is part of the name: a message cut short (a delivery still being written,
+        // a truncated file) and the same message complete must not pass for one another.
+        hasher_.update("size " + std::to_string(cur_->size));
         cur_->digest = hex(hasher_.finish());
         bool pseudo = first_ && cur_->pseudo;
         first_ = false;
@@ -683,7 +686,19 @@ class MboxSource final : public Source {
         }
         (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
         Indexer ix(f.locator, fd.get(), static_cast<std::uint64_t>(st.st_size), q_);
-        return ix.run();
+        auto out = ix.run();
+        // A delivery (or Dovecot) wrote to the file meanwhile: its last message may be cut
+        // short in this index. Read it again next run rather than copy half a message.
+        struct stat after {};
+        if (out && (::fstat(fd.get(), &after) != 0 || after.st_size != st.st_size ||
+                    after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+                    after.st_mtim.tv_nsec != st.st_mtim.tv_nsec)) {
+            return make_error("read mbox " + f.locator,
+                              "the file changed while it was indexed (a delivery?); it is read "
+                              "again on the next run",
+                              Scope::folder, Retry::later);
+        }
+        return out;
     }
 
     Result<void> read(const Folder& f, const Message& m, const Sink& sink) override {

@@ -36,9 +36,10 @@
 // UIDs: when the first message has X-IMAPbase and every message an X-UID, strictly
 // increasing, those are the folder's UIDVALIDITY and UIDs (what Dovecot shows); otherwise
 // UIDVALIDITY 1 and UIDs by position. Either way each message also gets Message::key =
-// SHA-256 of its From_ line and its visible header lines (not the status headers Dovecot
+// SHA-256 of its From_ line, its visible header lines (not the status headers Dovecot
 // rewrites when flags change; not the offset, which moves when an earlier message is
-// removed), with "#n" added to the n-th identical one. The copier keys its state by it,
+// removed) and its size (so a message cut short and the same message complete differ), with
+// "#n" added to the n-th identical one. The copier keys its state by it,
 // so a message that arrives without X-UID (an MTA appended it) and gets one later when
 // Dovecot syncs the file keeps its copy and is neither skipped nor copied twice.
 //
@@ -49,8 +50,10 @@
 // Must never: write to, lock or dotlock the files; read() opens with O_NOATIME where the
 // kernel allows it, so mail clients' "new mail" test (atime < mtime) is not disturbed.
 // Errors: an unreadable PATH fails folders(); a file that does not start with a From_ line
-// fails messages() of its folder (file, offset, why); a message whose bytes changed
-// between messages() and read() fails read() (scope message); the rest continues.
+// fails messages() of its folder (file, offset, why), and so does a file whose size or
+// mtime changed while it was indexed (Retry::later: a delivery may be half written); a message
+// whose bytes changed between messages() and read() fails read() (scope message); the rest
+// continues.
 #pragma once
 
 #include "source.hpp"

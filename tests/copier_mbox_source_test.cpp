@@ -229,6 +229,11 @@ TEST_CASE("formail's mboxo files, quoting modes, and mail appended behind Doveco
     REQUIRE(c2->messages.size() == 2);
     CHECK(c2->messages[0].key == c->messages[1].key);
     CHECK(c2->messages[1].key == c->messages[2].key);
+    mft::write_file(file, dup.substr(0, dup.size() - 3), 0600); // its body cut short
+    auto c3 = s->messages(f->front());
+    REQUIRE(c3);
+    REQUIRE(c3->messages.size() == 1);
+    CHECK(c3->messages[0].key != c2->messages[0].key);
 }
 
 TEST_CASE("bad input: truncated, From_ lines in bodies, not an mbox, empty") {
