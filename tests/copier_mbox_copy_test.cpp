@@ -8,7 +8,7 @@
 // timestamp (atime included); a re-run appends nothing; flag changes and appended mail are
 // carried, and the appended message is not copied again once Dovecot gives it an X-UID;
 // a file that is not an mbox is reported and the other folders are copied; mailferry-copy
-// --from mbox:… works and a missing file fails clearly.
+// --from mbox:… and mboxo:… work and a missing file fails clearly.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -185,6 +185,17 @@ TEST_CASE("mailferry-copy --from mbox:") {
                        tmp.path() + "/to.pw", "--state", tmp.path() + "/s.db", "--quiet"});
     CHECK_MESSAGE(r.exit_code == 0, (r.out + r.err));
     CHECK(cu::total(cu::snapshot(dst.imap_port(), kDstUser, kDstPw)) == 1);
+
+    // mboxo: unquotes formail's ">From " lines.
+    mft::write_file(tmp.path() + "/quoted",
+                    "From a@x Mon Jan  1 10:00:00 2024\nSubject: quoted\n\n>From the past\n", 0600);
+    r = mft::run({mft::program_path("copier", "mailferry-copy"), "--from",
+                  "mboxo:" + tmp.path() + "/quoted", "--to", to, "--to-password-file",
+                  tmp.path() + "/to.pw", "--state", tmp.path() + "/s3.db", "--quiet"});
+    CHECK_MESSAGE(r.exit_code == 0, (r.out + r.err));
+    auto got = cu::snapshot(dst.imap_port(), kDstUser, kDstPw);
+    REQUIRE(got.folders["INBOX"].size() == 2);
+    CHECK(got.folders["INBOX"][1].body == "Subject: quoted\r\n\r\nFrom the past");
 
     r = mft::run({mft::program_path("copier", "mailferry-copy"), "--from",
                   "mbox:" + tmp.path() + "/none", "--to", to, "--to-password-file",
