@@ -18,7 +18,7 @@ packages=(
   libcrypt-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev libfmt-dev doctest-dev libpam0g-dev zlib1g-dev clang-format
   # real servers and peers for tests, demo and benchmarks
-  dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd isync pamtester
+  dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd isync pamtester procmail
   # Courier-IMAP's imapd writes the Courier Maildir fixtures; its package conflicts with
   # dovecot-imapd, so only its libraries are installed and the program is unpacked below.
   courier-authlib libcourier-unicode4 libgamin0 libgdbm6 libidn12

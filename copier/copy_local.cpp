@@ -1,5 +1,5 @@
-// copy_local.cpp — copy_account() for a Source other than IMAP (Endpoint::local, e.g. a
-// Maildir, or Endpoint::pop3):
+// copy_local.cpp — copy_account() for a Source other than IMAP (Endpoint::local: a
+// Maildir or mbox; or Endpoint::pop3):
 // folders, subscriptions and messages read through the Source interface, appended to the
 // IMAP target one message at a time with the same state file and intents as IMAP→IMAP.
 //
@@ -15,6 +15,7 @@
 #include "copy_folder.hpp"
 #include "mutf7.hpp"
 #include "source_maildir.hpp"
+#include "source_mbox.hpp"
 #include "source_pop3.hpp"
 
 #include <algorithm>
@@ -52,7 +53,17 @@ Result<std::unique_ptr<source::Source>> open_source(const Endpoint& from, State&
     if (spec.rfind("maildir:", 0) == 0 && spec.size() > 8) {
         return source::open_maildir(spec.substr(8));
     }
-    return make_error("open source \"" + spec + "\"", "expected maildir:/path", Scope::config);
+    for (auto [scheme, q] : {std::pair{"mbox:", source::MboxQuoting::none},
+                             std::pair{"mboxrd:", source::MboxQuoting::mboxrd},
+                             std::pair{"mboxo:", source::MboxQuoting::mboxo}}) {
+        std::string_view sv(scheme);
+        if (spec.rfind(sv, 0) == 0 && spec.size() > sv.size()) {
+            return source::open_mbox(spec.substr(sv.size()), q);
+        }
+    }
+    return make_error("open source \"" + spec + "\"",
+                      "expected maildir:/path, mbox:/path, mboxrd:/path or mboxo:/path",
+                      Scope::config);
 }
 
 class LocalFolder {

@@ -80,7 +80,8 @@ mf::copy::Endpoint parse_url(const std::string& url, const std::string& which) {
     } else {
         throw UsageError{
             "--" + which + ": unknown scheme \"" + mf::sanitize_reply(scheme) +
-            "\" (imaps, imap or imap+plain; --from also pop3s, pop3, pop3+plain, maildir:)"};
+            "\" (imaps, imap or imap+plain; --from also pop3s, pop3, pop3+plain, maildir:, "
+            "mbox:)"};
     }
     if (!rest.empty() && rest.back() == '/') {
         rest.pop_back();
@@ -326,6 +327,11 @@ int main(int argc, char** argv) {
                                  (.Sub.Folder) or subdirectories; flags, keywords, UIDs
                                  and subscriptions from Dovecot's or Courier's files;
                                  no --from-password-file
+  mbox:/path[:INBOX=/file]       (--from only) a local mbox, read-only, as Dovecot shows it:
+                                 one file (INBOX) or a directory of mbox files (folders);
+                                 INBOX= as in Dovecot's mail_location, else path/inbox;
+                                 ">From " lines kept as Dovecot shows them; mboxrd:/path
+                                 or mboxo:/path unquote them instead
 
 Passwords are read only from files that just their owner can read (chmod 600); never
 from the command line or the environment.
@@ -439,11 +445,17 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
     mf::copy::Endpoint to;
     mf::copy::Options opts;
     try {
-        const bool local = from_url.rfind("maildir:", 0) == 0;
+        std::string local_scheme;
+        for (const char* s : {"maildir:", "mbox:", "mboxrd:", "mboxo:"}) {
+            if (from_url.rfind(s, 0) == 0) {
+                local_scheme = s;
+            }
+        }
+        const bool local = !local_scheme.empty();
         if (local) {
-            if (from_url.size() <= 8 || verify || verify_only) {
-                throw UsageError{"--from maildir:/path needs a path (and cannot be verified "
-                                 "with --verify yet)"};
+            if (from_url.size() <= local_scheme.size() || verify || verify_only) {
+                throw UsageError{"--from " + local_scheme +
+                                 "/path needs a path (and cannot be verified with --verify yet)"};
             }
             from.local = from_url;
         } else {

@@ -217,7 +217,8 @@ void DovecotServer::State::write_config() const {
          "\nlast_valid_uid = " + std::to_string(as.uid) +
          "\nfirst_valid_gid = " + std::to_string(as.gid) +
          "\nlast_valid_gid = " + std::to_string(as.gid) + "\n";
-    c += "mail_uid = " + user + "\nmail_gid = " + user + "\nmail_location = maildir:~/Maildir\n";
+    c += "mail_uid = " + user + "\nmail_gid = " + user + "\nmail_location = " + opts.mail_location +
+         "\n";
     c += "mail_max_userip_connections = 1000\n";
     c += "disable_plaintext_auth = no\nauth_mechanisms = plain login\n";
     c += "auth_failure_delay = 0\nauth_cache_size = 0\nauth_verbose = yes\n";

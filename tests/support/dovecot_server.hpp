@@ -34,7 +34,9 @@ struct DovecotOptions {
     // Replaces the passdb/userdb blocks (the NEW server authenticating through mailferry:
     // checkpassword, PAM). Empty: a passwd-file passdb+userdb with `users`.
     std::string auth_config;
-    std::string extra_config;       // appended verbatim to dovecot.conf
+    std::string extra_config; // appended verbatim to dovecot.conf
+    // Where the users' mail lives, relative to their home (mail_dir's parent directory).
+    std::string mail_location = "maildir:~/Maildir";
     bool performance_login = false; // service imap-login { service_count = 0 }
     // Listen address. Dovecot treats a client whose address equals the server's as
     // "secured" (plaintext allowed); "127.0.0.2" makes loopback clients (127.0.0.1) remote.
