@@ -8,6 +8,7 @@
 # Both run rootless as the `mfvmail` user (see ../../../shared TESTING-NOTES facts: own
 # base_dir/state_dir/log, chroot off, unused listeners on port 0). The source uses '.' as
 # hierarchy separator, the target '/', so every run also exercises delimiter translation.
+# The source also speaks POP3 (for the POP3→IMAP rows).
 # Login service in performance mode (service_count = 0) so connection set-up is not what
 # we measure. Users: bench@src.example / bench@dst.example, master user master*.
 # Must never: touch the system Dovecot or listen beyond 127.0.0.1.
@@ -23,8 +24,8 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-write_conf() { # name port separator
-  local name=$1 port=$2 sep=$3 d=$dir/$1
+write_conf() { # name port separator [pop3-port]
+  local name=$1 port=$2 sep=$3 pop3=${4:-0} d=$dir/$1
   mkdir -p "$d/run" "$d/state" "$d/mail" "$d/home"
   cat >"$d/dovecot.conf" <<CONF
 instance_name = mf-bench-$name
@@ -32,7 +33,7 @@ base_dir = $d/run
 state_dir = $d/state
 log_path = $d/dovecot.log
 info_log_path = $d/dovecot.log
-protocols = imap
+protocols = imap$([ "$pop3" != 0 ] && echo " pop3")
 listen = 127.0.0.1
 default_internal_user = $vuser
 default_internal_group = $vuser
@@ -91,6 +92,17 @@ service imap-login {
 service imap {
   process_limit = 256
 }
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $pop3
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+  chroot =
+  service_count = 0
+}
 service anvil {
   chroot =
 }
@@ -118,7 +130,8 @@ start)
   chmod 0755 "$dir"
   sp=$(free_port)
   dp=$(free_port)
-  write_conf src "$sp" .
+  pp=$(free_port)
+  write_conf src "$sp" . "$pp"
   write_conf dst "$dp" /
   for n in src dst; do
     dovecot -c "$dir/$n/dovecot.conf"
@@ -135,6 +148,7 @@ start)
   printf 'master-dst-pw\n' >"$dir/dst-master.pw"
   cat >"$dir/env" <<ENV
 SRC_PORT=$sp
+SRC_POP3_PORT=$pp
 DST_PORT=$dp
 SRC_USER=bench@src.example
 DST_USER=bench@dst.example
@@ -143,7 +157,7 @@ DST_CONF=$dir/dst/dovecot.conf
 SRC_PW_FILE=$dir/src.pw
 DST_PW_FILE=$dir/dst.pw
 ENV
-  echo "started: source 127.0.0.1:$sp, target 127.0.0.1:$dp (env in $dir/env)"
+  echo "started: source 127.0.0.1:$sp (POP3 $pp), target 127.0.0.1:$dp (env in $dir/env)"
   ;;
 stop)
   for n in src dst; do

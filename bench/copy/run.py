@@ -5,6 +5,7 @@
 # bench/results/copy-<stamp>.{txt,json}.
 #
 #   bench/copy/run.py --build build-release [--messages 10000] [--big 20] [--work DIR]
+#                     [--sets corpus,big] [--no-sources]
 #
 # For every data set ("corpus": --messages realistic mails in 14 folders; "big": --big
 # messages of 20 MB plus a few small ones) and every tool, into a fresh target account:
@@ -13,6 +14,11 @@
 #   verify      an independent reader (imaplib here, not our client) compares every
 #               folder's multiset of (SHA-256 of the bytes, flags, INTERNALDATE) with the
 #               source: "exact" or what differs.
+# Other sources (the "corpus" set, unless --no-sources): the source account's Maildir tree
+# read directly (mailferry-copy --from maildir: against `doveadm backup` from maildir:), and
+# the source's INBOX over POP3 (mailferry-copy --from pop3+plain:// against `doveadm
+# backup` from pop3c:). POP3 has no flags, dates or folders, so those rows are verified on
+# the INBOX's message bytes only ("inbox bytes").
 # Facts about the peers (TESTING-NOTES): mbsync needs CopyArrivalDate yes and adds an
 # X-TUID header to every message, so it never verifies as exact; doveadm backup writes the
 # target's storage directly (no IMAP on that side).
@@ -209,6 +215,54 @@ SyncState {state}
     return t
 
 
+def source_tools(a, env, work, ds):
+    """Maildir→IMAP and POP3→IMAP, each against doveadm from the same source."""
+    pp = env["SRC_POP3_PORT"]
+    dp = env["DST_PORT"]
+    src_user = f"{ds}@src.example"
+    md = os.path.join(work, "src", "mail", src_user)
+    mf = os.path.join(a.build, "copier", "mailferry-copy")
+    src_pw = open(env["SRC_PW_FILE"]).read().strip()
+
+    def ours(prefix, frm, extra):
+        return {"user": f"{prefix}-{ds}@dst.example",
+                "cmd": [mf, "--from", frm] + extra +
+                       ["--to", f"imap+plain://{prefix}-{ds}@dst.example@127.0.0.1:{dp}",
+                        "--to-password-file", env["DST_PW_FILE"],
+                        "--state", os.path.join(work, f"{prefix}-{ds}.db"), "--quiet"],
+                "rerun": True}
+
+    def dsync(prefix, location, opts):
+        cmd = ["doveadm", "-c", env["DST_CONF"]]
+        for o in opts:
+            cmd += ["-o", o]
+        return {"user": f"{prefix}-{ds}@dst.example",
+                "cmd": cmd + ["backup", "-R", "-u", f"{prefix}-{ds}@dst.example", location],
+                "rerun": True}
+
+    t = {}
+    t["mailferry-copy maildir"] = ours("mfmd", f"maildir:{md}", [])
+    t["doveadm backup maildir"] = dsync("dsmd", f"maildir:{md}", [])
+    pop = ours("mfpop", f"pop3+plain://{src_user}@127.0.0.1:{pp}",
+               ["--from-password-file", env["SRC_PW_FILE"]])
+    pop["verify"] = "inbox bytes"
+    t["mailferry-copy pop3"] = pop
+    dpop = dsync("dspop", "pop3c:", ["pop3c_host=127.0.0.1", f"pop3c_port={pp}",
+                                     f"pop3c_user={src_user}", f"pop3c_password={src_pw}",
+                                     "pop3c_ssl=no"])
+    dpop["verify"] = "inbox bytes"
+    t["doveadm backup pop3c"] = dpop
+    return t
+
+
+def inbox_bytes(digest):
+    """Only what POP3 carries: the INBOX's multiset of message digests."""
+    c = collections.Counter()
+    for (sha, _, _), n in digest.get("INBOX", collections.Counter()).items():
+        c[(sha, b"", 0)] += n
+    return {"INBOX": c}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True, help="a Release build dir with mailferry-copy")
@@ -217,6 +271,9 @@ def main():
     ap.add_argument("--work", default="/tmp/mf-bench-copy")
     ap.add_argument("--keep", action="store_true", help="leave the Dovecots running")
     ap.add_argument("--results", default=os.path.join(TOP, "bench", "results"))
+    ap.add_argument("--sets", default="corpus,big", help="data sets to run, comma-separated")
+    ap.add_argument("--no-sources", action="store_true",
+                    help="skip the Maildir→IMAP and POP3→IMAP rows")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
 
@@ -229,7 +286,8 @@ def main():
     env = read_env(os.path.join(a.work, "env"))
     import pwd
     vm = pwd.getpwnam("mfvmail")
-    datasets = [("corpus", a.messages, 0), ("big", 30, a.big)]
+    datasets = [d for d in [("corpus", a.messages, 0), ("big", 30, a.big)]
+                if d[0] in a.sets.split(",")]
     src_pw = open(env["SRC_PW_FILE"]).read().strip()
     dst_pw = open(env["DST_PW_FILE"]).read().strip()
     rows = []
@@ -239,7 +297,7 @@ def main():
     try:
         for ds, n, big in datasets:
             add_user(os.path.join(a.work, "src"), f"{ds}@src.example", src_pw)
-            for p in ("raw", "mf", "mf1", "mbsync", "dsync"):
+            for p in ("raw", "mf", "mf1", "mbsync", "dsync", "mfmd", "dsmd", "mfpop", "dspop"):
                 add_user(os.path.join(a.work, "dst"), f"{p}-{ds}@dst.example", dst_pw)
             md = os.path.join(a.work, "src", "mail", f"{ds}@src.example")
             g = sh([sys.executable, os.path.join(HERE, "gen_corpus.py"), "--maildir", md,
@@ -254,21 +312,28 @@ def main():
                 "size.virtual date.received flags", "all"])
             print(f"[{ds}] {info['messages']} messages, {info['bytes'] / 1e6:.1f} MB", flush=True)
             src_digest = account_digest(int(env["SRC_PORT"]), f"{ds}@src.example", src_pw)
-            for name, t in tools(a, env, a.work, ds).items():
+            runs = tools(a, env, a.work, ds)
+            if ds == "corpus" and not a.no_sources:
+                runs.update(source_tools(a, env, a.work, ds))
+            for name, t in runs.items():
                 secs, rss, out, err, rc = timed(t["cmd"])
                 if rc != 0:
                     print(f"  {name}: exit {rc}: {err.strip()[:300]}", flush=True)
                 noop = None
                 if t["rerun"]:
                     noop, _, _, _, rc2 = timed(t["cmd"])
-                verdict, detail = compare(src_digest,
-                                          account_digest(int(env["DST_PORT"]), t["user"], dst_pw))
+                got = account_digest(int(env["DST_PORT"]), t["user"], dst_pw)
+                if t.get("verify") == "inbox bytes":
+                    verdict, detail = compare(inbox_bytes(src_digest), inbox_bytes(got))
+                    verdict = "inbox bytes " + verdict
+                else:
+                    verdict, detail = compare(src_digest, got)
                 row = {"dataset": ds, "tool": name, "seconds": secs, "rss_kb": rss,
                        "msgs_per_s": info["messages"] / secs, "mb_per_s": info["bytes"] / 1e6 / secs,
                        "noop_seconds": noop, "verify": verdict, "verify_detail": detail,
                        "exit": rc}
                 rows.append(row)
-                print(f"  {name:19s} {secs:7.2f} s  {row['msgs_per_s']:8.0f} msg/s "
+                print(f"  {name:23s} {secs:7.2f} s  {row['msgs_per_s']:8.0f} msg/s "
                       f"{row['mb_per_s']:7.1f} MB/s  RSS {rss / 1024:6.1f} MB  "
                       f"no-op {('%.3f s' % noop) if noop is not None else 'n/a':>9s}  {verdict}",
                       flush=True)
@@ -285,12 +350,12 @@ def main():
         info = meta["datasets"][ds]
         lines.append(f"{ds}: {info['messages']} messages, {info['bytes'] / 1e6:.1f} MB, "
                      f"{info['folders']} folders")
-        lines.append(f"  {'tool':20s}{'seconds':>9s}{'msgs/s':>9s}{'MB/s':>8s}{'peak RSS':>10s}"
+        lines.append(f"  {'tool':24s}{'seconds':>9s}{'msgs/s':>9s}{'MB/s':>8s}{'peak RSS':>10s}"
                      f"{'no-op s':>9s}  verify")
         by = {r["tool"]: r for r in rows if r["dataset"] == ds}
         for r in by.values():
             noop = f"{r['noop_seconds']:.3f}" if r["noop_seconds"] is not None else "n/a"
-            lines.append(f"  {r['tool']:20s}{r['seconds']:9.2f}{r['msgs_per_s']:9.0f}"
+            lines.append(f"  {r['tool']:24s}{r['seconds']:9.2f}{r['msgs_per_s']:9.0f}"
                          f"{r['mb_per_s']:8.1f}{r['rss_kb'] / 1024:9.1f}M{noop:>9s}  {r['verify']}")
         mf = by.get("mailferry-copy")
         if mf:
@@ -298,6 +363,11 @@ def main():
                 if other in by:
                     lines.append(f"  mailferry-copy / {other}: "
                                  f"{by[other]['seconds'] / mf['seconds']:.2f}x speed")
+        for ours, peer in (("mailferry-copy maildir", "doveadm backup maildir"),
+                           ("mailferry-copy pop3", "doveadm backup pop3c")):
+            if ours in by and peer in by:
+                lines.append(f"  {ours} / {peer}: "
+                             f"{by[peer]['seconds'] / by[ours]['seconds']:.2f}x speed")
         mf1 = by.get("mailferry-copy -c1")
         if mf1 and "raw" in by:
             lines.append(f"  mailferry-copy -c1 / raw (both one connection): "
