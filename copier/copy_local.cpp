@@ -155,6 +155,29 @@ class LocalFolder {
   private:
     static constexpr std::uint64_t kGroupBytes = 16u << 20;
 
+    // The target's answer tagged `tag`; untagged ones on the way say nothing we need here.
+    Result<imap::Response> tagged_reply(const std::string& tag) {
+        for (;;) {
+            auto r = ctx_.dst->read();
+            if (!r) {
+                return r.error();
+            }
+            if (r->type == imap::Response::Type::tagged && r->tag == tag) {
+                return std::move(*r);
+            }
+        }
+    }
+
+    // The row committed before a message's APPEND: state 0, "may or may not be there".
+    [[nodiscard]] MessageRow intent(const source::Message& m) const {
+        MessageRow row;
+        row.src_uid = m.uid;
+        row.size = m.size;
+        row.dst_floor = dst_.uidnext;
+        row.state = 0;
+        return row;
+    }
+
     // MULTIAPPEND needs LITERAL+ (no round trip per message) and a non-empty literal.
     [[nodiscard]] bool groupable(const source::Message& m) const {
         return ctx_.opts.group > 1 && ctx_.dst->caps().has("MULTIAPPEND") && m.size > 0 &&
@@ -195,12 +218,7 @@ class LocalFolder {
             return b;
         }
         for (const auto* m : ms) {
-            MessageRow row;
-            row.src_uid = m->uid;
-            row.size = m->size;
-            row.dst_floor = dst_.uidnext;
-            row.state = 0;
-            if (auto r = ctx_.state.put_message(row_.id, row); !r) {
+            if (auto r = ctx_.state.put_message(row_.id, intent(*m)); !r) {
                 ctx_.state.rollback();
                 return r;
             }
@@ -224,10 +242,9 @@ class LocalFolder {
                 return dst.queued() >= 256 * 1024 ? dst.flush() : Result<void>{};
             });
             if (!rd) {
-                if (rd.error().scope != Scope::message) {
-                    return rd;
-                }
                 // An unfinished command: dropping the connection makes the target discard it.
+                // Sent alone, the failing message is then skipped as append() skips it (a
+                // POP3 source reconnects for the next one).
                 ctx_.drop_dst();
                 return one_by_one(ms, true);
             }
@@ -237,54 +254,46 @@ class LocalFolder {
         if (auto f = dst.flush(); !f) {
             return f;
         }
-        for (;;) {
-            auto r = dst.read();
-            if (!r) {
-                return r.error();
-            }
-            if (r->type != imap::Response::Type::tagged || r->tag != tag) {
-                continue;
-            }
-            if (r->keyword != "OK") {
-                return one_by_one(ms, false);
-            }
-            std::vector<std::uint32_t> uids;
-            unsigned long long v = 0;
-            char set[4096] = {0};
-            if (r->code == "APPENDUID" &&
-                std::sscanf(r->code_args.c_str(), "%llu %4095s", &v, set) == 2 &&
-                v == dst_.uidvalidity) {
-                uids = parse_uid_set(set, ms.size());
-            }
-            const bool known = uids.size() == ms.size();
-            if (auto b = ctx_.state.begin(); !b) {
-                return b;
-            }
-            for (std::size_t i = 0; i < ms.size(); ++i) {
-                MessageRow row;
-                row.src_uid = ms[i]->uid;
-                row.size = ms[i]->size;
-                row.dst_floor = dst_.uidnext;
-                row.state = known ? 1 : 2;
-                row.dst_uid = known ? uids[i] : 0;
-                row.digest = digests[i];
-                row.flags = ms[i]->flags;
-                if (auto p = ctx_.state.put_message(row_.id, row); !p) {
-                    ctx_.state.rollback();
-                    return p;
-                }
-                rows_[row.src_uid] = row;
-            }
-            if (auto c = ctx_.state.commit(); !c) {
-                return c;
-            }
-            for (const auto* m : ms) {
-                ++ctx_.summary.messages_copied;
-                ctx_.summary.bytes_copied += m->size;
-                ctx_.add_done(1, m->size, &plan_.name);
-            }
-            return {};
+        auto r = tagged_reply(tag);
+        if (!r) {
+            return r.error();
         }
+        if (r->keyword != "OK") {
+            return one_by_one(ms, false);
+        }
+        std::vector<std::uint32_t> uids;
+        unsigned long long v = 0;
+        char set[4096] = {0};
+        if (r->code == "APPENDUID" &&
+            std::sscanf(r->code_args.c_str(), "%llu %4095s", &v, set) == 2 &&
+            v == dst_.uidvalidity) {
+            uids = parse_uid_set(set, ms.size());
+        }
+        const bool known = uids.size() == ms.size();
+        if (auto b = ctx_.state.begin(); !b) {
+            return b;
+        }
+        for (std::size_t i = 0; i < ms.size(); ++i) {
+            MessageRow row = intent(*ms[i]);
+            row.state = known ? 1 : 2;
+            row.dst_uid = known ? uids[i] : 0;
+            row.digest = digests[i];
+            row.flags = ms[i]->flags;
+            if (auto p = ctx_.state.put_message(row_.id, row); !p) {
+                ctx_.state.rollback();
+                return p;
+            }
+            rows_[row.src_uid] = row;
+        }
+        if (auto c = ctx_.state.commit(); !c) {
+            return c;
+        }
+        for (const auto* m : ms) {
+            ++ctx_.summary.messages_copied;
+            ctx_.summary.bytes_copied += m->size;
+            ctx_.add_done(1, m->size, &plan_.name);
+        }
+        return {};
     }
 
     // Nothing of the group is on the target: forget its intents and send each alone, so
@@ -485,11 +494,7 @@ class LocalFolder {
             return make_error("append to \"" + plan_.dst_utf8 + "\"", "name cannot be quoted",
                               Scope::folder);
         }
-        MessageRow row;
-        row.src_uid = m.uid;
-        row.size = m.size;
-        row.dst_floor = dst_.uidnext;
-        row.state = 0;
+        MessageRow row = intent(m);
         if (auto r = ctx_.state.put_message(row_.id, row); !r) {
             return r;
         }
@@ -536,38 +541,32 @@ class LocalFolder {
             return make_error(rd.error().what, rd.error().detail, Scope::message);
         }
         dst.queue("\r\n");
-        for (;;) {
-            auto r = dst.read();
-            if (!r) {
-                return r.error();
-            }
-            if (r->type != imap::Response::Type::tagged || r->tag != tag) {
-                continue;
-            }
-            if (r->keyword != "OK") {
-                (void)ctx_.state.drop_message(row_.id, m.uid);
-                return make_error("append source UID " + std::to_string(m.uid),
-                                  "target refused APPEND: " + r->summary(), Scope::message);
-            }
-            unsigned long long v = 0;
-            unsigned long long uid = 0;
-            if (r->code == "APPENDUID" &&
-                std::sscanf(r->code_args.c_str(), "%llu %llu", &v, &uid) == 2 &&
-                v == dst_.uidvalidity) {
-                row.dst_uid = static_cast<std::uint32_t>(uid);
-                row.state = 1;
-            } else {
-                row.state = 2;
-            }
-            break;
+        auto r = tagged_reply(tag);
+        if (!r) {
+            return r.error();
+        }
+        if (r->keyword != "OK") {
+            (void)ctx_.state.drop_message(row_.id, m.uid);
+            return make_error("append source UID " + std::to_string(m.uid),
+                              "target refused APPEND: " + r->summary(), Scope::message);
+        }
+        unsigned long long v = 0;
+        unsigned long long uid = 0;
+        if (r->code == "APPENDUID" &&
+            std::sscanf(r->code_args.c_str(), "%llu %llu", &v, &uid) == 2 &&
+            v == dst_.uidvalidity) {
+            row.dst_uid = static_cast<std::uint32_t>(uid);
+            row.state = 1;
+        } else {
+            row.state = 2;
         }
         row.digest = h.finish();
         row.flags = m.flags;
         ++ctx_.summary.messages_copied;
         ctx_.summary.bytes_copied += m.size;
         ctx_.add_done(1, m.size, &plan_.name);
-        if (auto r = ctx_.state.put_message(row_.id, row); !r) {
-            return r;
+        if (auto p = ctx_.state.put_message(row_.id, row); !p) {
+            return p;
         }
         rows_[m.uid] = row;
         return {};

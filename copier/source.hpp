@@ -74,4 +74,8 @@ class Source {
 // Sorted, space-separated, no duplicates.
 std::string join_flags(std::vector<std::string> flags);
 
+// A decimal number of at most 19 digits, nothing else (no sign, no spaces); the numbers in
+// file names and metadata files of local trees.
+std::optional<std::uint64_t> to_u64(std::string_view s);
+
 } // namespace mf::copy::source

@@ -23,4 +23,18 @@ std::string join_flags(std::vector<std::string> flags) {
     return out;
 }
 
+std::optional<std::uint64_t> to_u64(std::string_view s) {
+    if (s.empty() || s.size() > 19) {
+        return std::nullopt;
+    }
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return v;
+}
+
 } // namespace mf::copy::source

@@ -46,20 +46,6 @@ std::optional<std::string> read_small(const fs::path& p) {
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-std::optional<std::uint64_t> to_u64(std::string_view s) {
-    if (s.empty() || s.size() > 19) {
-        return std::nullopt;
-    }
-    std::uint64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') {
-            return std::nullopt;
-        }
-        v = v * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return v;
-}
-
 // The part of a Maildir file name before the info (":2,…"); Dovecot and Courier key
 // their UID lists by it.
 std::string base_of(std::string_view name) {

@@ -34,20 +34,6 @@ bool iequal(std::string_view a, std::string_view b) {
            });
 }
 
-std::optional<std::uint64_t> to_u64(std::string_view s) {
-    if (s.empty() || s.size() > 19) {
-        return std::nullopt;
-    }
-    std::uint64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') {
-            return std::nullopt;
-        }
-        v = v * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return v;
-}
-
 std::vector<std::string> words(std::string_view s) {
     std::vector<std::string> out;
     std::size_t i = 0;

@@ -98,9 +98,12 @@ struct ReplayPlan {
 Result<ReplayPlan> plan_replay(const TextFile& file, ReplayFormat format, const IdentityMap& ids);
 
 struct ReplayOptions {
-    unsigned jobs = 1;                // parallel authentications
-    Millis busy_wait{5 * 60000};      // per line: how long to wait for a free server slot
-    std::string client_ip = "replay"; // the guard's per-address key for this run
+    unsigned jobs = 1;           // parallel authentications
+    Millis busy_wait{5 * 60000}; // per line: how long to wait for a free server slot
+    // The guard's per-address key. Empty: no per-address limit — every line of a replay
+    // comes from the admin, so 50 wrong passwords in a file (max_failures_per_ip) must not
+    // turn the rest of it into local refusals; per-account limits still apply.
+    std::string client_ip;
 };
 
 // Replays `plan.lines` through `engine` with `opt.jobs` threads; `tick` after each line

@@ -62,18 +62,10 @@ extern const Command never_logged_in_command; // cli_never_logged_in.cpp
 extern const Command replay_command;          // cli_replay.cpp
 extern const Command dry_run_command;         // cli_dry_run.cpp
 
-// clang-format off: one command a line, so a new command is a one-line diff
+// One line per command in the table below.
 inline constexpr const Command* kCommands[] = {
-    &check_config_command,
-    &dry_run_command,
-    &import_command,
-    &replay_command,
-    &status_command,
-    &never_logged_in_command,
-    &cutover_command,
-    &worker_command,
-    &keys_command,
+    &check_config_command,    &dry_run_command, &import_command, &replay_command, &status_command,
+    &never_logged_in_command, &cutover_command, &worker_command, &keys_command,
 };
-// clang-format on
 
 } // namespace mf::cli

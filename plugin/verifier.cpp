@@ -147,12 +147,22 @@ Attempt login(const ProviderConfig& p, const char* plain_scheme, const char* tls
     const std::string url = url_for(p, plain_scheme, tls_scheme);
     const long ms = std::max(1L, static_cast<long>(budget.count()));
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf.data());
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); // no SIGALRM in a threaded host
+    set_transport(h, p, url, ms);
     curl_easy_setopt(h, CURLOPT_USERNAME, user.c_str());
     curl_easy_setopt(h, CURLOPT_PASSWORD, password.empty() ? "" : password.data());
     curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, options);
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, &a);
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L); // feeds on_debug; nothing is printed
+    a.code = curl_easy_perform(h);
+    a.error = errbuf[0] != '\0' ? errbuf.data() : curl_easy_strerror(static_cast<CURLcode>(a.code));
+    return a;
+}
+
+void set_transport(CURL* h, const ProviderConfig& p, const std::string& url, long ms) {
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); // no SIGALRM in a threaded host
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
     curl_easy_setopt(h, CURLOPT_USE_SSL,
@@ -163,12 +173,6 @@ Attempt login(const ProviderConfig& p, const char* plain_scheme, const char* tls
     if (!p.ca_file.empty()) {
         curl_easy_setopt(h, CURLOPT_CAINFO, p.ca_file.c_str());
     }
-    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(h, CURLOPT_DEBUGDATA, &a);
-    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L); // feeds on_debug; nothing is printed
-    a.code = curl_easy_perform(h);
-    a.error = errbuf[0] != '\0' ? errbuf.data() : curl_easy_strerror(static_cast<CURLcode>(a.code));
-    return a;
 }
 
 Millis remaining(const ProviderConfig& p, std::chrono::steady_clock::time_point start) {

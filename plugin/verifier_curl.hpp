@@ -18,6 +18,7 @@
 #include "mailferry/verifier.hpp"
 
 #include <chrono>
+#include <curl/curl.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,11 @@ inline constexpr const char* kAnyMethod = "AUTH=*";
 // and authenticates with `options`. Blocks up to `budget` (connect and total); thread-safe.
 Attempt login(const ProviderConfig& p, const char* plain_scheme, const char* tls_scheme,
               const std::string& user, const Secret& password, const char* options, Millis budget);
+
+// The transport every connection to the provider uses: `url`, connect-only, no signals,
+// `ms` for connecting and in all, TLS as configured (required unless tls = none) with the
+// provider's certificate check and CA file. The login and the probe add what differs.
+void set_transport(CURL* h, const ProviderConfig& p, const std::string& url, long ms);
 
 // What is left of the provider's timeout since `start`, for a second attempt (0: none).
 Millis remaining(const ProviderConfig& p, std::chrono::steady_clock::time_point start);

@@ -9,6 +9,7 @@
 // Errors: none thrown; ServerProbe::detail says what failed (curl's reason, the server's
 // last line, sanitized).
 #include "mailferry/verifier.hpp"
+#include "verifier_curl.hpp"
 
 #include <algorithm>
 #include <array>
@@ -95,19 +96,7 @@ ServerProbe probe_server(const ProviderConfig& p) {
     Seen seen;
     const long ms = std::max(1L, static_cast<long>(p.timeout.count()));
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf.data());
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L); // no user name: stops before authentication
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
-    curl_easy_setopt(h, CURLOPT_USE_SSL,
-                     p.tls == TlsMode::none ? static_cast<long>(CURLUSESSL_NONE)
-                                            : static_cast<long>(CURLUSESSL_ALL));
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, p.verify_certificate ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, p.verify_certificate ? 2L : 0L);
-    if (!p.ca_file.empty()) {
-        curl_easy_setopt(h, CURLOPT_CAINFO, p.ca_file.c_str());
-    }
+    curl::set_transport(h, p, url, ms); // no user name: stops before authentication
     curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
     curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
     curl_easy_setopt(h, CURLOPT_DEBUGDATA, &seen);

@@ -328,6 +328,24 @@ TEST_CASE("replay: verified, provisioned, queued and copied like a login; re-run
     CHECK(has(done.out, "2 skipped"));
 }
 
+TEST_CASE("replay: many wrong passwords in one file do not lock out the lines after them") {
+    wt::WorldOptions o;
+    o.users = users();
+    wt::World w(o);
+    std::string text;
+    for (int i = 0; i < 55; ++i) { // more than the default max_failures_per_ip (50)
+        text += "ghost" + std::to_string(i) + "\tWrong-" + std::to_string(i) + "\n";
+    }
+    text += "eve\tEve-Secret-5\n";
+    std::string file = write(w, "many.txt", text);
+    auto r = replay(w, {"--json", "--jobs", "4", file});
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 1);
+    auto doc = nlohmann::json::parse(r.out);
+    CHECK(result_of(doc, 56) == "ok");
+    CHECK(w.account("eve@example.com")->state == AccountState::provisioned);
+}
+
 TEST_CASE("replay: an unreachable old server is temporary (75), nothing is created") {
     wt::WorldOptions o;
     o.users = users();

@@ -10,26 +10,12 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "copier_source_util.hpp"
 #include "copier_util.hpp"
 #include "courier_imapd.hpp"
 #include "source_maildir.hpp"
 
 #include <filesystem>
-
-namespace {
-
-std::string read_all(mf::copy::source::Source& s, const mf::copy::source::Folder& f,
-                     const mf::copy::source::Message& m) {
-    std::string out;
-    auto r = s.read(f, m, [&](std::string_view c) -> mf::Result<void> {
-        out.append(c);
-        return {};
-    });
-    REQUIRE_MESSAGE(r, (r ? "" : r.error().message()));
-    return out;
-}
-
-} // namespace
 
 TEST_CASE("a Maildir Courier-IMAP wrote reads exactly as Courier shows it over IMAP") {
     REQUIRE_MESSAGE(::access(courier::kImapd, X_OK) == 0,
@@ -91,7 +77,7 @@ TEST_CASE("a Maildir Courier-IMAP wrote reads exactly as Courier shows it over I
         CHECK(m.flags == want[m.uid].flags);
         CHECK(m.when == want[m.uid].when);
         CHECK(m.size == want[m.uid].size);
-        CHECK(read_all(*src, by["INBOX"], m) == bodies[i]);
+        CHECK(cu::read_all(*src, by["INBOX"], m) == bodies[i]);
     }
     auto drafts = src->messages(by["Entwürfe"]);
     REQUIRE(drafts);

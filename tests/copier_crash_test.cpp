@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <sys/wait.h>
 #include <thread>
@@ -45,18 +46,18 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
     return pid;
 }
 
-// Starts the program and SIGKILLs it after a random delay, `times` times; returns how
-// often it struck (fewer when a run finished first: then the corpus was too small for
+// Starts the program `times` times and SIGKILLs it when `strike` says (strike waits, and
+// returns true if the program exited by itself first, its status in `status`); returns
+// how often it struck (fewer when a run finished first: then the corpus was too small for
 // this machine, and that run must have succeeded).
-int kill_randomly(const std::vector<std::string>& argv, const std::string& log, int times,
-                  std::uniform_int_distribution<int>& delay_ms, std::mt19937& rng) {
+int kill_repeatedly(const std::vector<std::string>& argv, const std::string& log, int times,
+                    const std::function<bool(pid_t, int kills, int& status)>& strike) {
     int kills = 0;
     while (kills < times) {
         pid_t pid = spawn(argv, log);
         REQUIRE(pid > 0);
-        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
         int status = 0;
-        if (::waitpid(pid, &status, WNOHANG) == pid) {
+        if (strike(pid, kills, status) || ::waitpid(pid, &status, WNOHANG) == pid) {
             INFO(mft::read_file(log));
             CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
             break;
@@ -66,6 +67,15 @@ int kill_randomly(const std::vector<std::string>& argv, const std::string& log, 
         ++kills;
     }
     return kills;
+}
+
+// After a random delay.
+int kill_randomly(const std::vector<std::string>& argv, const std::string& log, int times,
+                  std::uniform_int_distribution<int>& delay_ms, std::mt19937& rng) {
+    return kill_repeatedly(argv, log, times, [&](pid_t, int, int&) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+        return false;
+    });
 }
 
 // Message files in a Maildir tree (what the target Dovecot has saved so far).
@@ -82,44 +92,40 @@ std::size_t maildir_files(const std::string& root) {
     return n;
 }
 
-// Like kill_randomly, but every other kill waits for the target to gain a random number
-// of messages (at most `step`) instead of a random time: listing a large local tree takes
-// seconds or milliseconds depending on the machine and its load, and kills that all land
-// before the first APPEND prove nothing. The others strike at 5–300 ms, in the startup.
+// Every other kill waits for the target to gain a random number of messages (at most
+// `step`) instead of a random time: listing a large local tree takes seconds or
+// milliseconds depending on the machine and its load, and kills that all land before the
+// first APPEND prove nothing. The others strike at 5–300 ms, in the startup.
 int kill_at_progress(const std::vector<std::string>& argv, const std::string& log,
                      const std::string& target_root, int times, int step, std::mt19937& rng) {
     std::uniform_int_distribution<int> early_ms(5, 300);
     std::uniform_int_distribution<int> more(1, step);
-    int kills = 0;
-    while (kills < times) {
-        pid_t pid = spawn(argv, log);
-        REQUIRE(pid > 0);
-        int status = 0;
-        bool exited = false;
+    return kill_repeatedly(argv, log, times, [&](pid_t pid, int kills, int& status) {
         if (kills % 2 == 0) {
             std::this_thread::sleep_for(std::chrono::milliseconds(early_ms(rng)));
-        } else {
-            std::size_t want = maildir_files(target_root) + static_cast<std::size_t>(more(rng));
-            auto give_up = std::chrono::steady_clock::now() + 120s;
-            while (maildir_files(target_root) < want &&
-                   std::chrono::steady_clock::now() < give_up) {
-                if (::waitpid(pid, &status, WNOHANG) == pid) {
-                    exited = true;
-                    break;
-                }
-                std::this_thread::sleep_for(2ms);
+            return false;
+        }
+        std::size_t want = maildir_files(target_root) + static_cast<std::size_t>(more(rng));
+        auto give_up = std::chrono::steady_clock::now() + 120s;
+        while (maildir_files(target_root) < want && std::chrono::steady_clock::now() < give_up) {
+            if (::waitpid(pid, &status, WNOHANG) == pid) {
+                return true;
             }
+            std::this_thread::sleep_for(2ms);
         }
-        if (exited || ::waitpid(pid, &status, WNOHANG) == pid) {
-            INFO(mft::read_file(log));
-            CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-            break;
-        }
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        ++kills;
-    }
-    return kills;
+        return false;
+    });
+}
+
+// A loopback Dovecot with IMAP only, no TLS, one user.
+mft::DovecotOptions plain_server(const std::string& label, const std::string& user,
+                                 const std::string& pw, const std::string& conf) {
+    mft::DovecotOptions o;
+    o.label = label;
+    o.users = {{user, pw}};
+    o.tls = o.imaps = o.pop3 = o.pop3s = o.submission = false;
+    o.extra_config = conf;
+    return o;
 }
 
 } // namespace
@@ -129,17 +135,8 @@ constexpr int kMessages = 5000;
 TEST_CASE("killed at 20+ random points, the copy resumes without loss or duplicates") {
     const std::string su = "crash@old.example";
     const std::string du = "crash@new.example";
-    mft::DovecotOptions so;
-    so.label = "crash-src";
-    so.users = {{su, "src-pw"}};
-    so.tls = so.imaps = so.pop3 = so.pop3s = so.submission = false;
-    so.extra_config = cu::source_config();
-    mft::DovecotOptions dopt = so;
-    dopt.label = "crash-dst";
-    dopt.users = {{du, "dst-pw"}};
-    dopt.extra_config = cu::target_config();
-    mft::DovecotServer src(so);
-    mft::DovecotServer dst(dopt);
+    mft::DovecotServer src(plain_server("crash-src", su, "src-pw", cu::source_config()));
+    mft::DovecotServer dst(plain_server("crash-dst", du, "dst-pw", cu::target_config()));
 
     unsigned seed = static_cast<unsigned>(std::random_device{}());
     if (const char* s = std::getenv("MF_CRASH_SEED")) {
@@ -213,17 +210,8 @@ TEST_CASE("killed at 20+ random points, the copy resumes without loss or duplica
 TEST_CASE("a Maildir source killed at 10 random points resumes without loss or duplicates") {
     const std::string su = "mdcrash@old.example";
     const std::string du = "mdcrash@new.example";
-    mft::DovecotOptions so;
-    so.label = "mdcrash-src";
-    so.users = {{su, "src-pw"}};
-    so.tls = so.imaps = so.pop3 = so.pop3s = so.submission = false;
-    so.extra_config = cu::source_config();
-    mft::DovecotOptions dopt = so;
-    dopt.label = "mdcrash-dst";
-    dopt.users = {{du, "dst-pw"}};
-    dopt.extra_config = cu::target_config();
-    mft::DovecotServer src(so);
-    mft::DovecotServer dst(dopt);
+    mft::DovecotServer src(plain_server("mdcrash-src", su, "src-pw", cu::source_config()));
+    mft::DovecotServer dst(plain_server("mdcrash-dst", du, "dst-pw", cu::target_config()));
     std::mt19937 rng(static_cast<unsigned>(std::random_device{}()));
     constexpr int kLocal = 1500;
     const char* folders[] = {"", "Sent", "Archive.2023"};

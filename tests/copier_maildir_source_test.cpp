@@ -10,6 +10,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "copier_source_util.hpp"
 #include "copier_util.hpp"
 #include "source_maildir.hpp"
 
@@ -28,47 +29,6 @@ mft::DovecotOptions opts() {
     o.tls = o.imaps = false;
     o.extra_config = cu::source_config();
     return o;
-}
-
-std::string read_all(mf::copy::source::Source& s, const mf::copy::source::Folder& f,
-                     const mf::copy::source::Message& m) {
-    std::string out;
-    auto r = s.read(f, m, [&](std::string_view c) -> mf::Result<void> {
-        out.append(c);
-        return {};
-    });
-    REQUIRE_MESSAGE(r, (r ? "" : r.error().message()));
-    return out;
-}
-
-// The account as the Source sees it, in the shape of an IMAP snapshot.
-cu::Account through_source(mf::copy::source::Source& s) {
-    cu::Account a;
-    auto folders = s.folders();
-    REQUIRE_MESSAGE(folders, (folders ? "" : folders.error().message()));
-    for (const auto& f : *folders) {
-        if (f.subscribed) {
-            a.subscribed.insert(f.name());
-        }
-        if (f.noselect) {
-            a.noselect.insert(f.name());
-            continue;
-        }
-        auto c = s.messages(f);
-        REQUIRE_MESSAGE(c, (c ? "" : c.error().message()));
-        CHECK_MESSAGE(c->problems.empty(), f.name());
-        auto& msgs = a.folders[f.name()];
-        for (const auto& m : c->messages) {
-            cu::Msg msg;
-            msg.uid = m.uid;
-            msg.flags = m.flags;
-            msg.when = m.when;
-            msg.body = read_all(s, f, m);
-            CHECK(msg.body.size() == m.size);
-            msgs.push_back(std::move(msg));
-        }
-    }
-    return a;
 }
 
 } // namespace
@@ -96,7 +56,7 @@ TEST_CASE("a Maildir Dovecot wrote reads exactly as Dovecot shows it over IMAP")
     cu::put(srv, kUser, "", "Subject: late\n\nbare LF body\n", "S", 1500000000);
 
     auto src = mf::copy::source::open_maildir(md);
-    auto mine = through_source(*src); // before Dovecot sees the late file
+    auto mine = cu::through_source(*src); // before Dovecot sees the late file
     auto imap = cu::snapshot(srv.imap_port(), kUser, kPw);
 
     CHECK(mine.subscribed == imap.subscribed);
@@ -163,7 +123,7 @@ TEST_CASE("the subdirectory layout and Courier's uiddb and subscriptions") {
     CHECK(c->messages[0].uid == 7);
     CHECK(c->messages[0].flags == "\\Answered \\Seen");
     CHECK(c->messages[1].uid == 9);
-    CHECK(read_all(*src, by["INBOX"], c->messages[1]) == "Subject: b\r\n\r\nB\r\n");
+    CHECK(cu::read_all(*src, by["INBOX"], c->messages[1]) == "Subject: b\r\n\r\nB\r\n");
     CHECK(c->messages[2].uid == 20); // unlisted: above the next UID
     auto d = src->messages(by["Lists/dev"]);
     REQUIRE(d);
@@ -191,7 +151,7 @@ TEST_CASE("bad input: broken names, odd entries, a missing root, files that chan
     CHECK(c->problems.size() == 2); // the nameless file, the directory
     REQUIRE(c->messages.size() == 3);
     CHECK(c->messages[0].flags == "\\Seen"); // unknown letter Z ignored
-    CHECK(read_all(*src, folders->front(), c->messages[0]) == "Subject: ok\r\n\r\nok\r\n");
+    CHECK(cu::read_all(*src, folders->front(), c->messages[0]) == "Subject: ok\r\n\r\nok\r\n");
 
     std::filesystem::remove(root + "/cur/2.gone.host:2,");
     auto r = src->read(folders->front(), c->messages[1],

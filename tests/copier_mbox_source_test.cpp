@@ -12,6 +12,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "copier_source_util.hpp"
 #include "copier_util.hpp"
 #include "source_mbox.hpp"
 
@@ -48,49 +49,6 @@ void put_inbox(const mft::DovecotServer& srv, const std::string& user, const std
     cu::chown_vmail(f);
 }
 
-std::string read_all(src::Source& s, const src::Folder& f, const src::Message& m) {
-    std::string out;
-    auto r = s.read(f, m, [&](std::string_view c) -> mf::Result<void> {
-        out.append(c);
-        return {};
-    });
-    REQUIRE_MESSAGE(r, (r ? "" : r.error().message()));
-    return out;
-}
-
-cu::Account through_source(src::Source& s,
-                           std::map<std::string, std::uint32_t>* validity = nullptr) {
-    cu::Account a;
-    auto folders = s.folders();
-    REQUIRE_MESSAGE(folders, (folders ? "" : folders.error().message()));
-    for (const auto& f : *folders) {
-        if (f.subscribed) {
-            a.subscribed.insert(f.name());
-        }
-        if (f.noselect) {
-            a.noselect.insert(f.name());
-            continue;
-        }
-        auto c = s.messages(f);
-        REQUIRE_MESSAGE(c, (c ? "" : c.error().message()));
-        CHECK_MESSAGE(c->problems.empty(), f.name());
-        if (validity != nullptr) {
-            (*validity)[f.name()] = c->uidvalidity;
-        }
-        auto& msgs = a.folders[f.name()];
-        for (const auto& m : c->messages) {
-            cu::Msg msg;
-            msg.uid = m.uid;
-            msg.flags = m.flags;
-            msg.when = m.when;
-            msg.body = read_all(s, f, m);
-            CHECK(msg.body.size() == m.size);
-            msgs.push_back(std::move(msg));
-        }
-    }
-    return a;
-}
-
 // Same messages in the same order (bytes, flags, dates; UIDs too when `uids`).
 void same(const std::vector<cu::Msg>& got, const std::vector<cu::Msg>& want, bool uids) {
     REQUIRE(got.size() == want.size());
@@ -108,7 +66,7 @@ void same(const std::vector<cu::Msg>& got, const std::vector<cu::Msg>& want, boo
 // The INBOX file alone (read before Dovecot sees it) against what Dovecot shows for it.
 std::vector<cu::Msg> inbox_as(src::MboxQuoting q, const std::string& file) {
     auto s = src::open_mbox(file, q);
-    auto a = through_source(*s);
+    auto a = cu::through_source(*s);
     return a.folders["INBOX"];
 }
 
@@ -140,7 +98,7 @@ TEST_CASE("an mbox tree Dovecot wrote reads exactly as Dovecot shows it over IMA
 
     auto s = src::open_mbox(mbox_dir(srv, user), src::MboxQuoting::none);
     std::map<std::string, std::uint32_t> validity;
-    auto mine = through_source(*s, &validity);
+    auto mine = cu::through_source(*s, &validity);
     auto imap = cu::snapshot(srv.imap_port(), user, kPw);
 
     CHECK(mine.subscribed == imap.subscribed);
@@ -162,7 +120,7 @@ TEST_CASE("an mbox tree Dovecot wrote reads exactly as Dovecot shows it over IMA
         CHECK(st.find("uidvalidity=" + std::to_string(validity[box])) != std::string::npos);
     }
     // After Dovecot served it, the same again (it may have rewritten its headers).
-    auto again = through_source(*s);
+    auto again = cu::through_source(*s);
     for (const auto& [name, msgs] : imap.folders) {
         same(again.folders[name], msgs, true);
     }
@@ -339,7 +297,7 @@ TEST_CASE("a folder Dovecot emptied keeps its UIDVALIDITY in the X-IMAP pseudo m
                     out);
     auto s = src::open_mbox(mbox_dir(srv, user), src::MboxQuoting::none);
     std::map<std::string, std::uint32_t> validity;
-    auto empty = through_source(*s, &validity);
+    auto empty = cu::through_source(*s, &validity);
     CHECK(empty.folders["Trash"].empty());
     std::string st;
     REQUIRE(srv.doveadm({"-f", "flow", "mailbox", "status", "-u", user, "uidvalidity", "Trash"},
@@ -349,7 +307,7 @@ TEST_CASE("a folder Dovecot emptied keeps its UIDVALIDITY in the X-IMAP pseudo m
     CHECK(st.find("uidvalidity=" + std::to_string(validity["Trash"])) != std::string::npos);
 
     srv.save_message(user, "Trash", cu::mail("kept"));
-    auto mine = through_source(*s);
+    auto mine = cu::through_source(*s);
     auto imap = cu::snapshot(srv.imap_port(), user, kPw);
     same(mine.folders["Trash"], imap.folders["Trash"], true);
     CHECK(imap.folders["Trash"].size() == 1);
@@ -376,7 +334,7 @@ TEST_CASE("local From_ dates, declared and undeclared keywords, X-UIDs, as Dovec
         mft::write_file(tmp.path() + "/inbox", bytes, 0600);
         std::map<std::string, std::uint32_t> validity;
         auto s = src::open_mbox(tmp.path() + "/inbox", src::MboxQuoting::none);
-        auto mine = through_source(*s, &validity);
+        auto mine = cu::through_source(*s, &validity);
         auto imap = cu::snapshot(srv.imap_port(), user, kPw);
         same(mine.folders["INBOX"], imap.folders["INBOX"], true);
         CHECK(validity["INBOX"] == 4242);

@@ -3,9 +3,9 @@
 // the middle of a RETR (first session only), and a LIST size that does not match RETR.
 //
 // Checked: both duplicates are copied (no loss) and a re-run copies neither again; the
-// message cut off mid-RETR and the one with the wrong size are listed as skipped with a
-// reason, everything else is copied and nothing half-written is on the target; the next
-// run (the server now well-behaved) copies the cut-off message.
+// message cut off mid-RETR spoils its APPEND group, which is sent again message by
+// message over a new session, so it arrives in the same run, once; the one with the
+// wrong size is listed as skipped with a reason, and nothing half-written is on the target.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -106,23 +106,22 @@ TEST_CASE("UIDL duplicates, a dropped RETR and a lying LIST") {
     for (const auto& s : sum->skipped) {
         MESSAGE(s.reason);
     }
-    CHECK(sum->messages_copied == 4); // 1, 2, 3, 5
-    REQUIRE(sum->skipped.size() == 2);
-    std::string reasons = sum->skipped[0].reason + "\n" + sum->skipped[1].reason;
-    INFO(reasons);
-    CHECK(reasons.find("RETR drop") != std::string::npos);
-    CHECK(reasons.find("LIST") != std::string::npos);
+    // The RETR cut off in the first session spoils its APPEND group; sent again alone
+    // it comes over a new session, so only the liar is left out.
+    CHECK(sum->messages_copied == 5);
+    REQUIRE(sum->skipped.size() == 1);
+    CHECK(sum->skipped[0].reason.find("LIST") != std::string::npos);
     auto got = cu::snapshot(dst.imap_port(), kDstUser, kDstPw);
     std::multiset<std::string> bodies;
     for (const auto& m : got.folders["INBOX"]) {
         bodies.insert(m.body);
     }
-    CHECK(bodies == std::multiset<std::string>{body(1), body(2), body(3), body(5)});
+    CHECK(bodies == std::multiset<std::string>{body(1), body(2), body(3), body(4), body(5)});
 
     auto again = mf::copy::copy_account(from, to, opts);
     REQUIRE(again);
-    CHECK(again->messages_copied == 1); // the one cut off before
-    CHECK(again->skipped.size() == 1);  // the liar, again
+    CHECK(again->messages_copied == 0);
+    CHECK(again->skipped.size() == 1); // the liar, again
     got = cu::snapshot(dst.imap_port(), kDstUser, kDstPw);
     CHECK(cu::total(got) == 5);
 }
