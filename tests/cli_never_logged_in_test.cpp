@@ -13,6 +13,7 @@
 
 #include "admin_logins.hpp"
 #include "mailferry/store.hpp"
+#include "support/migration_world.hpp"
 #include "support/test_env.hpp"
 #include "support/tty.hpp"
 
@@ -341,4 +342,44 @@ TEST_CASE("100,000 log lines") {
     CHECK(tty.exit_code == 0);
     CHECK(has(tty.screen, "reading logs ["));
     CHECK(has(tty.screen, "5000 accounts logged in at the old server"));
+}
+
+// The lines a real Dovecot writes: anna and bob log in at the old server, bob is already
+// migrated, a wrong password is not a login. Only anna is listed.
+TEST_CASE("a real Dovecot's log") {
+    mft::DovecotOptions o;
+    o.label = "nli-old";
+    o.users = {{"anna@example.org", "anna-pw-1"}, {"bob@example.org", "bob-pw-2"}};
+    o.tls = o.imaps = o.pop3s = o.submission = false;
+    mft::DovecotServer old(o);
+    CHECK(wt::imap_login(old.imap_port(), "anna@example.org", "anna-pw-1").rfind("a1 OK", 0) == 0);
+    CHECK(wt::imap_login(old.imap_port(), "bob@example.org", "bob-pw-2").rfind("a1 OK", 0) == 0);
+    CHECK(wt::imap_login(old.imap_port(), "carl@example.org", "nope").rfind("a1 OK", 0) != 0);
+
+    mft::TempDir dir{"mf-nli-real"};
+    const std::string config = dir.file("mailferry.toml");
+    mft::write_file(config, "[store]\npath = \"" + dir.file("mf.db") +
+                                "\"\n[identity]\ndefault_domain = \"example.org\"\n"
+                                "[[provider]]\nname = \"old\"\ndomains = [\"example.org\"]\n"
+                                "host = \"imap.example.org\"\n");
+    {
+        auto s = mf::open_sqlite_store(dir.file("mf.db"), mf::Millis(5000));
+        REQUIRE(s.ok());
+        mf::Account bob;
+        bob.name = "bob@example.org";
+        bob.provider = "old";
+        bob.state = mf::AccountState::synced;
+        bob.hash = "{PLAIN}x";
+        REQUIRE((*s)->create_account(bob, mf::AuditContext{"test", "", "migrated"}).ok());
+    }
+    mft::write_file(dir.file("dovecot.log"), old.log_tail(100000));
+    auto r = mft::run({kProgram, "never-logged-in", "--config", config, "--json", "--since", "1d",
+                       "--log", dir.file("dovecot.log")});
+    INFO(r.out, r.err);
+    REQUIRE(r.exit_code == 0);
+    auto j = nlohmann::json::parse(r.out);
+    CHECK(j["logins_in_period"] == 2);
+    REQUIRE(j["count"] == 1);
+    CHECK(r.out.find("anna@example.org") != std::string::npos);
+    CHECK(r.out.find("carl") == std::string::npos);
 }
