@@ -5,11 +5,10 @@
 // passdb is mailferry-checkpassword (examples/dovecot/auth-mailferry-checkpassword.conf.ext)
 // and a `mailferry worker`, then logs in at the new server with a real IMAP client and
 // shows what mailferry did: the account provisioned, the mail copied folder by folder,
-// the state `synced`. Everything runs on 127.0.0.1 in a temp dir removed at the end,
-// following the security model (tests/support/migration_world.hpp): the login helper runs
-// as Dovecot's auth user, the worker as `mailferry`, the only holder of the spool's secret
-// key.
-// Usage: mailferry-demo BUILD_DIR   (run as root; ./setup.sh demo does this)
+// the state `synced` as `mailferry status` reports it. Everything runs on 127.0.0.1 in a temp dir
+// removed at the end, following the security model (tests/support/migration_world.hpp): the login
+// helper runs as Dovecot's auth user, the worker as `mailferry`, the only holder of the spool's
+// secret key. Usage: mailferry-demo BUILD_DIR   (run as root; ./setup.sh demo does this)
 #include "mailferry/store.hpp"
 #include "support/migration_world.hpp"
 
@@ -124,7 +123,10 @@ int main(int argc, char** argv) try {
         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) +
         " ms after her login");
     show_folders("anna's mail at the new server:", wt::counts(*w.fresh, "anna@example.com"));
-    show_accounts(w);
+    say("    $ mailferry status");
+    run_cli({"status", "--config", w.config});
+    say("    $ mailferry status anna@example.com");
+    run_cli({"status", "--config", w.config, "anna@example.com"});
 
     step("bob mistypes his password: the old server says no, nothing is created");
     say("    " + login(w, "bob@example.com", "bob-pw-2025"));
