@@ -563,7 +563,12 @@ class Indexer {
             m.flags = join_flags(std::move(i.flags));
             m.uid = clean ? *i.uid : static_cast<std::uint32_t>(out.messages.size() + 1);
             int n = ++seen[i.digest];
-            m.key = "mbox:" + i.digest + (n > 1 ? "#" + std::to_string(n) : "");
+            m.key = "mbox:" + i.digest;
+            // Appended: GCC 12's -Wrestrict misfires on `"#" + to_string(n)` (bug 105651).
+            if (n > 1) {
+                m.key += '#';
+                m.key += std::to_string(n);
+            }
             out.messages.push_back(std::move(m));
         }
         return out;
@@ -824,8 +829,12 @@ class MboxSource final : public Source {
             char sep = v2 ? '\t' : '/';
             while (true) {
                 auto e = lines[i].find(sep, s);
-                name += (name.empty() ? "" : "/") +
-                        decode_name(lines[i].substr(s, e == std::string::npos ? e : e - s));
+                // Appended piece by piece: GCC 12's -Wrestrict misfires on
+                // `"literal" + std::string&&` at -O2 (GCC bug 105651).
+                if (!name.empty()) {
+                    name += '/';
+                }
+                name += decode_name(lines[i].substr(s, e == std::string::npos ? e : e - s));
                 if (e == std::string::npos) {
                     break;
                 }
