@@ -239,7 +239,7 @@ class LocalFolder {
             auto rd = src_.read(f_, *m, [&](std::string_view chunk) -> Result<void> {
                 h.update(chunk);
                 dst.queue(chunk);
-                return dst.queued() >= 256 * 1024 ? dst.flush() : Result<void>{};
+                return dst.queued() >= 256u * 1024 ? dst.flush() : Result<void>{};
             });
             if (!rd) {
                 // An unfinished command: dropping the connection makes the target discard it.

@@ -7,7 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
     CLI::App app{"mailferry-courier-to-dovecot — convert a Courier-IMAP Maildir tree's UIDs, "
                  "keywords and subscriptions to Dovecot's files, in place"};
     app.footer(R"(Run it on a copy of the tree (an rsync of the old server), before Dovecot
@@ -43,4 +43,8 @@ Examples:
         std::cerr << "problem: " << p << "\n";
     }
     return r->problems.empty() ? 0 : 1;
+} catch (const std::exception& e) {
+    // Out of memory or a filesystem error thrown by the standard library.
+    std::cerr << "mailferry-courier-to-dovecot: " << e.what() << "\n";
+    return 2;
 }
