@@ -15,6 +15,8 @@
 #include "mailferry/log.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -101,79 +103,74 @@ bool unchanged(const FolderRow& row, const BoxStatus& st) {
            row.src_modseq == st.modseq;
 }
 
+// Sends `verb` for every plan `wanted` picks, all pipelined, then hands each tagged answer
+// to `answered` with its plan. A tag we did not send means we lost track of the
+// conversation: the connection is not trusted further.
+Result<void> pipelined(CopyContext& ctx, std::vector<FolderPlan>& plans, const char* verb,
+                       const std::function<bool(const FolderPlan&)>& wanted,
+                       const std::function<void(const imap::Response&, FolderPlan&)>& answered) {
+    std::map<std::string, FolderPlan*> tags;
+    for (auto& p : plans) {
+        if (wanted(p)) {
+            tags[ctx.dst->command(std::string(verb) + " " + *imap::quote(p.dst_wire))] = &p;
+        }
+    }
+    for (std::size_t open = tags.size(); open > 0;) {
+        auto r = ctx.dst->read();
+        if (!r) {
+            return r.error();
+        }
+        if (r->type != imap::Response::Type::tagged) {
+            continue;
+        }
+        auto it = tags.find(r->tag);
+        if (it == tags.end()) {
+            return make_error(std::string(verb) + " folders at " + ctx.dst->peer(),
+                              "unexpected tag", Scope::server, Retry::later);
+        }
+        --open;
+        answered(*r, *it->second);
+    }
+    return {};
+}
+
 } // namespace
 
 Result<void> detail::create_and_subscribe(CopyContext& ctx, std::vector<FolderPlan>& plans,
                                           Summary& sum) {
     // Create what is missing, parents before children (plans are sorted by name).
-    {
-        std::map<std::string, FolderPlan*> tags;
-        for (auto& p : plans) {
-            if (p.copy && !p.dst_exists) {
-                tags[ctx.dst->command("CREATE " + *imap::quote(p.dst_wire))] = &p;
+    auto created = pipelined(
+        ctx, plans, "CREATE", [](const FolderPlan& p) { return p.copy && !p.dst_exists; },
+        [&](const imap::Response& r, FolderPlan& p) {
+            if (r.keyword == "OK" || r.code == "ALREADYEXISTS") {
+                p.dst_exists = true;
+                sum.folders_created += r.keyword == "OK" ? 1 : 0;
+                return;
             }
-        }
-        std::size_t open = tags.size();
-        while (open > 0) {
-            auto r = ctx.dst->read();
-            if (!r) {
-                return r.error();
-            }
-            if (r->type != imap::Response::Type::tagged) {
-                continue;
-            }
-            auto it = tags.find(r->tag);
-            if (it == tags.end()) {
-                return make_error("create folders at " + ctx.dst->peer(), "unexpected tag",
-                                  Scope::server, Retry::later);
-            }
-            --open;
-            if (r->keyword == "OK" || r->code == "ALREADYEXISTS") {
-                it->second->dst_exists = true;
-                sum.folders_created += r->keyword == "OK" ? 1 : 0;
-                continue;
-            }
-            it->second->copy = false;
-            sum.skipped.push_back(Skipped{it->second->name, 0, 0,
+            p.copy = false;
+            sum.skipped.push_back(Skipped{p.name, 0, 0,
                                           "target refused to create \"" +
-                                              sanitize_reply(it->second->dst_utf8) +
-                                              "\": " + r->summary()});
-        }
+                                              sanitize_reply(p.dst_utf8) + "\": " + r.summary()});
+        });
+    if (!created) {
+        return created;
     }
     // Subscriptions (a subscription to a folder that exists nowhere cannot be copied to
     // a server that only subscribes existing folders; it is noted, not an error).
-    {
-        std::map<std::string, FolderPlan*> tags;
-        for (auto& p : plans) {
-            if (p.src.subscribed && !p.dst_subscribed && !p.dst_wire.empty() &&
-                (p.dst_exists || p.src.listed)) {
-                tags[ctx.dst->command("SUBSCRIBE " + *imap::quote(p.dst_wire))] = &p;
-            }
-        }
-        std::size_t open = tags.size();
-        while (open > 0) {
-            auto r = ctx.dst->read();
-            if (!r) {
-                return r.error();
-            }
-            if (r->type != imap::Response::Type::tagged) {
-                continue;
-            }
-            --open;
-            auto it = tags.find(r->tag);
-            if (it == tags.end()) {
-                continue;
-            }
-            if (r->keyword == "OK") {
+    return pipelined(
+        ctx, plans, "SUBSCRIBE",
+        [](const FolderPlan& p) {
+            return p.src.subscribed && !p.dst_subscribed && !p.dst_wire.empty() &&
+                   (p.dst_exists || p.src.listed);
+        },
+        [&](const imap::Response& r, FolderPlan& p) {
+            if (r.keyword == "OK") {
                 ++sum.subscriptions_added;
             } else {
-                sum.notes.push_back("subscription to \"" + sanitize_reply(it->second->name) +
-                                    "\" not copied: " + r->summary());
+                sum.notes.push_back("subscription to \"" + sanitize_reply(p.name) +
+                                    "\" not copied: " + r.summary());
             }
-        }
-    }
-
-    return {};
+        });
 }
 
 namespace {
