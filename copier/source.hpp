@@ -44,10 +44,18 @@ struct Message {
     // by it instead (State::uid_for_key), so a guessed UID that later shifts can neither
     // skip a message nor copy one twice. Empty: `uid` is stable.
     std::string key;
+    // The UID clients of the old server know this message by, when it has one that stays
+    // (an IMAP UID, a Maildir file listed in dovecot-uidlist or courierimapuiddb); 0: none
+    // (a guessed UID, POP3, mbox). A target that is ours keeps it (target_maildir.hpp).
+    std::uint32_t keep_uid = 0;
 };
 
 struct FolderContents {
     std::uint32_t uidvalidity = 0;
+    // The old server's next UID (IMAP UIDNEXT, the uidlist's next UID); 0: not known. A
+    // target that keeps UIDs starts its own numbering there, so a UID a client saw on the
+    // old server for a message since deleted is never given to another message.
+    std::uint32_t uidnext = 0;
     std::vector<Message> messages;     // ascending UID
     std::vector<std::string> problems; // "file: why" for what was left out
 };

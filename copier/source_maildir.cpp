@@ -299,6 +299,7 @@ class MaildirSource final : public Source {
                   [](const File& a, const File& b) { return a.name < b.name; });
         out.uidvalidity = uids ? uids->uidvalidity : synthetic_validity(dir);
         std::uint32_t next = uids ? uids->next : 1;
+        out.uidnext = uids ? uids->next : 0;
         std::set<std::uint32_t> used;
         std::vector<Message> unlisted;
         for (const auto& file : files) {
@@ -324,6 +325,7 @@ class MaildirSource final : public Source {
                 if (auto it = uids->by_base.find(base);
                     it != uids->by_base.end() && used.insert(it->second).second) {
                     m.uid = it->second;
+                    m.keep_uid = it->second;
                     out.messages.push_back(std::move(m));
                     continue;
                 }
