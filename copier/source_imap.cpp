@@ -1,0 +1,308 @@
+// source_imap.cpp — an IMAP server behind the Source interface, read-only: one session,
+// EXAMINE and BODY.PEEK[] only, bodies streamed from the FETCH literal into the sink.
+#include "source_imap.hpp"
+
+#include "copy_internal.hpp"
+
+#include <map>
+
+namespace mf::copy::source {
+namespace {
+
+// Errors that mean the session is unusable (network, protocol, timeout), as opposed to
+// a refusal the server answered properly.
+bool session_broken(const Error& e) {
+    return e.scope == Scope::server;
+}
+
+class ImapSource final : public Source {
+  public:
+    ImapSource(const Endpoint& ep, const Options& opts) : opts_(opts) {
+        // Our own copy: the source may outlive the caller's Endpoint (Secret is move-only).
+        ep_.host = ep.host;
+        ep_.port = ep.port;
+        ep_.tls = ep.tls;
+        ep_.ca_file = ep.ca_file;
+        ep_.verify_cert = ep.verify_cert;
+        ep_.user = ep.user;
+        ep_.auth_user = ep.auth_user;
+        ep_.password = ep.password.clone();
+        ep_.timeout = ep.timeout;
+    }
+
+    ~ImapSource() override {
+        if (client_) {
+            (void)client_->logout();
+        }
+    }
+    ImapSource(const ImapSource&) = delete;
+    ImapSource& operator=(const ImapSource&) = delete;
+
+    [[nodiscard]] std::string label() const override { return "imap:" + ep_.label(); }
+
+    Result<std::vector<Folder>> folders() override {
+        return with_session<std::vector<Folder>>(
+            [&](imap::Client& c, bool& /*delivered*/) -> Result<std::vector<Folder>> {
+                auto listing = detail::list_mailboxes(c);
+                if (!listing) {
+                    return listing.error();
+                }
+                std::vector<Folder> out;
+                for (const auto& b : listing->boxes) {
+                    // A subscription to a name the server does not list is no folder of
+                    // the user's: nothing to copy and nothing a client shows.
+                    if (!b.listed) {
+                        continue;
+                    }
+                    Folder f;
+                    f.parts = b.parts;
+                    f.noselect = b.noselect;
+                    f.subscribed = b.subscribed;
+                    f.locator = b.wire;
+                    out.push_back(std::move(f));
+                }
+                return out;
+            });
+    }
+
+    Result<FolderContents> messages(const Folder& f) override {
+        const std::string name = "\"" + sanitize_reply(f.name()) + "\"";
+        if (f.noselect) {
+            return make_error("list messages of " + name + " at " + label(),
+                              "the folder is only a parent (\\Noselect)", Scope::folder);
+        }
+        auto r = with_session<FolderContents>([&](imap::Client& c,
+                                                  bool& /*delivered*/) -> Result<FolderContents> {
+            // Always anew: a status kept from an earlier EXAMINE misses new mail.
+            auto st = examine(c, f, true);
+            if (!st) {
+                return st.error();
+            }
+            FolderContents out;
+            out.uidvalidity = st->uidvalidity;
+            out.uidnext = st->uidnext;
+            if (st->messages == 0) {
+                return out;
+            }
+            std::map<std::uint32_t, detail::MsgMeta> meta;
+            auto done = c.run("UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)",
+                              [&meta](imap::Response& u) -> Result<void> {
+                                  if (u.keyword != "FETCH" || u.data.empty() ||
+                                      u.data[0].kind != imap::Value::Kind::list) {
+                                      return {};
+                                  }
+                                  auto m = detail::parse_fetch_items(u.data[0].list);
+                                  if (m.uid == 0) {
+                                      return {};
+                                  }
+                                  // An unsolicited flag update must not replace the full record.
+                                  auto& slot = meta[m.uid];
+                                  if (m.have_size || !slot.have_size) {
+                                      slot = std::move(m);
+                                  } else {
+                                      slot.flags = std::move(m.flags);
+                                  }
+                                  return {};
+                              });
+            if (!done) {
+                return done.error();
+            }
+            if (done->keyword != "OK") {
+                return make_error("fetch the message list of " + name + " at " + c.peer(),
+                                  "server replied " + done->summary(), Scope::folder, Retry::later);
+            }
+            for (auto& [uid, m] : meta) {
+                if (!m.have_size) {
+                    out.problems.push_back("UID " + std::to_string(uid) +
+                                           ": the server sent no RFC822.SIZE");
+                    continue;
+                }
+                Message msg;
+                msg.uid = uid;
+                msg.keep_uid = uid;
+                msg.size = m.size;
+                msg.flags = std::move(m.flags);
+                msg.when = m.when;
+                msg.locator = std::to_string(uid);
+                out.messages.push_back(std::move(msg));
+            }
+            return out;
+        });
+        if (r) {
+            validity_[f.locator] = r->uidvalidity;
+        }
+        return r;
+    }
+
+    Result<void> read(const Folder& f, const Message& m, const Sink& sink) override {
+        const std::string what = "read UID " + std::to_string(m.uid) + " of \"" +
+                                 sanitize_reply(f.name()) + "\" at " + label();
+        auto r = with_session<bool>([&](imap::Client& c, bool& delivered) -> Result<bool> {
+            auto st = examine(c, f, false);
+            if (!st) {
+                return st.error();
+            }
+            auto known = validity_.find(f.locator);
+            if (known != validity_.end() && known->second != st->uidvalidity) {
+                return make_error(what, "UIDVALIDITY changed since the message list", Scope::folder,
+                                  Retry::later);
+            }
+            return fetch_body(c, m, sink, what, delivered);
+        });
+        if (!r) {
+            return r.error();
+        }
+        return {};
+    }
+
+    // The session open_imap() logged in with, so the first call does not log in again.
+    void adopt(std::unique_ptr<imap::Client> c) {
+        client_ = std::move(c);
+        selected_.clear();
+        status_.reset();
+    }
+
+  private:
+    // Runs `op` on the session, opening it first if needed. When a session we had kept
+    // turns out dead (the server restarted, an idle timeout), `op` runs once more on a
+    // new one — unless it already handed bytes to a sink, which cannot take them back.
+    // A session that broke is dropped either way, so the next call starts afresh.
+    template <typename T, typename Op>
+    Result<T> with_session(Op op) {
+        const bool reused = static_cast<bool>(client_);
+        for (int attempt = 0;; ++attempt) {
+            if (!client_) {
+                auto c = detail::open_session(ep_, opts_, "source");
+                if (!c) {
+                    return c.error();
+                }
+                client_ = std::move(*c);
+                selected_.clear();
+                status_.reset();
+            }
+            bool delivered = false;
+            auto r = op(*client_, delivered);
+            if (r) {
+                return r;
+            }
+            if (!session_broken(r.error()) && !sink_failed_) {
+                return r;
+            }
+            client_.reset();
+            selected_.clear();
+            status_.reset();
+            if (sink_failed_ || !reused || attempt > 0 || delivered) {
+                sink_failed_ = false;
+                return r;
+            }
+        }
+    }
+
+    Result<detail::BoxStatus> examine(imap::Client& c, const Folder& f, bool fresh) {
+        if (!fresh && selected_ == f.locator && status_) {
+            return *status_;
+        }
+        // A failed EXAMINE leaves no mailbox selected (RFC 3501 6.3.2).
+        selected_.clear();
+        status_.reset();
+        auto st = detail::select_box(c, f.locator, true, false);
+        if (!st) {
+            Error e = st.error();
+            if (e.scope == Scope::folder) {
+                e.what = "examine \"" + sanitize_reply(f.name()) + "\" at " + label();
+            }
+            return e;
+        }
+        selected_ = f.locator;
+        status_ = *st;
+        return st;
+    }
+
+    Result<bool> fetch_body(imap::Client& c, const Message& m, const Sink& sink,
+                            const std::string& what, bool& delivered) {
+        std::optional<Error> failed; // the message's own fault; the session stays usable
+        bool got = false;
+        imap::LiteralHook hook = [&](const imap::LiteralContext& lc, std::uint64_t size,
+                                     imap::LiteralReader& rd) -> Result<bool> {
+            if (lc.depth != 1 || lc.siblings.empty() || !lc.siblings.back().is_atom("BODY[]")) {
+                return false;
+            }
+            for (std::size_t i = 0; i + 1 < lc.siblings.size(); i += 2) {
+                if (lc.siblings[i].is_atom("UID") && lc.siblings[i + 1].num != m.uid) {
+                    return true; // another message's body: the parser skips it
+                }
+            }
+            if (got) {
+                return true;
+            }
+            got = true;
+            if (size != m.size) {
+                failed = make_error(what,
+                                    "the server sent " + std::to_string(size) +
+                                        " bytes, RFC822.SIZE said " + std::to_string(m.size),
+                                    Scope::message);
+                return true;
+            }
+            for (;;) {
+                auto ch = rd.next(opts_.chunk);
+                if (!ch) {
+                    return ch.error();
+                }
+                if (ch->empty()) {
+                    return true;
+                }
+                delivered = true;
+                if (auto s = sink(*ch); !s) {
+                    // The literal's rest is still on the wire: give up the session rather
+                    // than read what nobody wants.
+                    sink_failed_ = true;
+                    return s.error();
+                }
+            }
+        };
+        auto r = c.run("UID FETCH " + std::to_string(m.uid) + " (UID BODY.PEEK[])", {}, hook);
+        if (!r) {
+            if (sink_failed_) {
+                return r.error();
+            }
+            Error e = r.error();
+            e.what = what + ": " + e.what;
+            return e;
+        }
+        if (r->keyword != "OK") {
+            return make_error(what, "server replied " + r->summary(), Scope::message);
+        }
+        if (failed) {
+            return *failed;
+        }
+        if (!got) {
+            return make_error(what, "the server sent no body (expunged meanwhile?)",
+                              Scope::message);
+        }
+        return true;
+    }
+
+    Endpoint ep_;
+    Options opts_;
+    std::unique_ptr<imap::Client> client_;
+    std::string selected_; // wire name of the folder EXAMINEd on client_
+    std::optional<detail::BoxStatus> status_;
+    std::map<std::string, std::uint32_t> validity_; // per locator, as messages() saw it
+    bool sink_failed_ = false;
+};
+
+} // namespace
+
+Result<std::unique_ptr<Source>> open_imap(const Endpoint& ep, const Options& opts) {
+    auto s = std::make_unique<ImapSource>(ep, opts);
+    // Log in now, so a wrong password or an unreachable server stops the account before
+    // any folder is planned.
+    auto c = detail::open_session(ep, opts, "source");
+    if (!c) {
+        return c.error();
+    }
+    s->adopt(std::move(*c));
+    return std::unique_ptr<Source>(std::move(s));
+}
+
+} // namespace mf::copy::source
