@@ -13,10 +13,7 @@
 // Must never: append without a committed intent, or send bytes that are not exactly the
 // source file's (a short or grown file closes the target connection mid-literal).
 #include "copy_folder.hpp"
-#include "mutf7.hpp"
-#include "source_maildir.hpp"
-#include "source_mbox.hpp"
-#include "source_pop3.hpp"
+#include "copy_source.hpp"
 
 #include <algorithm>
 #include <array>
@@ -42,30 +39,6 @@ std::string imap_date(std::int64_t t) {
     return buf;
 }
 
-Result<std::unique_ptr<source::Source>> open_source(const Endpoint& from, State& state,
-                                                    std::int64_t account) {
-    if (from.pop3) {
-        return source::open_pop3(from, [&state, account](const std::string& key) {
-            return state.uid_for_key(account, key);
-        });
-    }
-    const std::string& spec = from.local;
-    if (spec.rfind("maildir:", 0) == 0 && spec.size() > 8) {
-        return source::open_maildir(spec.substr(8));
-    }
-    for (auto [scheme, q] : {std::pair{"mbox:", source::MboxQuoting::none},
-                             std::pair{"mboxrd:", source::MboxQuoting::mboxrd},
-                             std::pair{"mboxo:", source::MboxQuoting::mboxo}}) {
-        std::string_view sv(scheme);
-        if (spec.rfind(sv, 0) == 0 && spec.size() > sv.size()) {
-            return source::open_mbox(spec.substr(sv.size()), q);
-        }
-    }
-    return make_error("open source \"" + spec + "\"",
-                      "expected maildir:/path, mbox:/path, mboxrd:/path or mboxo:/path",
-                      Scope::config);
-}
-
 class LocalFolder {
   public:
     LocalFolder(CopyContext& ctx, source::Source& src, const source::Folder& f,
@@ -77,7 +50,7 @@ class LocalFolder {
         if (!contents) {
             return contents.error();
         }
-        if (auto r = stable_uids(*contents); !r) {
+        if (auto r = assign_stable_uids(ctx_.state, account_, plan_, *contents); !r) {
             return r;
         }
         for (const auto& p : contents->problems) {
@@ -113,8 +86,7 @@ class LocalFolder {
                 return make_error("copy " + ctx_.from.label(), "canceled", Scope::account,
                                   Retry::later);
             }
-            if ((ctx_.opts.filters.after && m.when && *m.when < *ctx_.opts.filters.after) ||
-                (ctx_.opts.filters.before && m.when && *m.when >= *ctx_.opts.filters.before)) {
+            if (outside_dates(ctx_.opts.filters, m)) {
                 ++ctx_.summary.messages_filtered;
                 continue;
             }
@@ -149,7 +121,14 @@ class LocalFolder {
         if (auto r = ctx_.state.update_folder(row_); !r) {
             return r;
         }
-        return ctx_.opts.pop3_delete ? delete_copied(*contents) : Result<void>{};
+        if (ctx_.opts.pop3_delete) {
+            auto n = delete_copied(src_, f_, *contents, rows_);
+            if (!n) {
+                return n.error();
+            }
+            ctx_.summary.messages_deleted_at_source += *n;
+        }
+        return {};
     }
 
   private:
@@ -317,62 +296,6 @@ class LocalFolder {
                 return r;
             }
         }
-        return {};
-    }
-
-    // Options::pop3_delete: only messages the target acknowledged with a UID (state done),
-    // never one whose APPEND may or may not have happened.
-    Result<void> delete_copied(const source::FolderContents& c) {
-        std::vector<source::Message> copied;
-        for (const auto& m : c.messages) {
-            auto it = rows_.find(m.uid);
-            if (it != rows_.end() && it->second.state == 1 && it->second.dst_uid != 0) {
-                copied.push_back(m);
-            }
-        }
-        if (copied.empty()) {
-            return {};
-        }
-        auto n = src_.remove(f_, copied);
-        if (!n) {
-            return n.error();
-        }
-        ctx_.summary.messages_deleted_at_source += *n;
-        return {};
-    }
-
-    // Messages with a Message::key get the UID the state file gave that key (a new key:
-    // the next free one), in the source's order, so the first copy keeps the order the
-    // user saw and later runs find each message under the UID it was copied as. Those
-    // UIDs never change meaning, hence one constant UIDVALIDITY for such a folder.
-    Result<void> stable_uids(source::FolderContents& c) {
-        bool keyed = std::any_of(c.messages.begin(), c.messages.end(),
-                                 [](const source::Message& m) { return !m.key.empty(); });
-        if (!keyed) {
-            return {};
-        }
-        if (auto b = ctx_.state.begin(); !b) {
-            return b;
-        }
-        for (auto& m : c.messages) {
-            if (m.key.empty()) {
-                ctx_.state.rollback();
-                return make_error("read " + plan_.name, "a message without a stable name",
-                                  Scope::folder);
-            }
-            auto uid = ctx_.state.uid_for_key(account_, plan_.src.wire + "\n" + m.key);
-            if (!uid) {
-                ctx_.state.rollback();
-                return uid.error();
-            }
-            m.uid = *uid;
-        }
-        if (auto r = ctx_.state.commit(); !r) {
-            return r;
-        }
-        std::sort(c.messages.begin(), c.messages.end(),
-                  [](const source::Message& a, const source::Message& b) { return a.uid < b.uid; });
-        c.uidvalidity = 1;
         return {};
     }
 
@@ -597,7 +520,7 @@ Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Optio
     if (!acct) {
         return acct.error();
     }
-    auto src = open_source(from, **state, acct->id);
+    auto src = open_source(from, opts, **state, acct->id);
     if (!src) {
         return src.error();
     }
@@ -605,24 +528,8 @@ Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Optio
     if (!folders) {
         return folders.error();
     }
-    Listing list;
-    list.delim = '/';
     std::map<std::string, const source::Folder*> by_wire;
-    for (const auto& f : *folders) {
-        Mailbox m;
-        for (const auto& part : f.parts) {
-            auto w = imap::mutf7_encode(part);
-            m.wire += (m.wire.empty() ? "" : "/") + (w ? *w : part);
-        }
-        m.utf8 = f.name();
-        m.parts = f.parts;
-        m.noselect = f.noselect;
-        m.subscribed = f.subscribed;
-        by_wire[m.wire] = &f;
-        list.boxes.push_back(std::move(m));
-    }
-    std::sort(list.boxes.begin(), list.boxes.end(),
-              [](const Mailbox& a, const Mailbox& b) { return a.wire < b.wire; });
+    Listing list = source_listing(*folders, by_wire);
     SharedProgress shared;
     shared.fn = &progress;
     CopyContext ctx(from, to, opts, **state, sum, shared, cancel);
