@@ -249,6 +249,9 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
         return make_error("copy " + from.label(), "no state file given", Scope::config,
                           Retry::never);
     }
+    if (!to.local.empty()) {
+        return copy_to_maildir(from, to, opts, progress, cancel);
+    }
     if (!from.local.empty() || from.pop3) {
         return copy_local(from, to, opts, progress, cancel);
     }

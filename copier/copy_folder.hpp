@@ -96,6 +96,9 @@ namespace mf::copy {
 // copy_account() for Endpoint::local sources (copy_local.cpp).
 Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Options& opts,
                            const ProgressFn& progress, const std::atomic<bool>* cancel);
+// copy_account() to a Maildir of ours (Endpoint::local = "maildir:/path"; copy_maildir.cpp).
+Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const Options& opts,
+                                const ProgressFn& progress, const std::atomic<bool>* cancel);
 } // namespace mf::copy
 
 namespace mf::copy::detail {

@@ -332,6 +332,12 @@ int main(int argc, char** argv) {
                                  INBOX= as in Dovecot's mail_location, else path/inbox;
                                  ">From " lines kept as Dovecot shows them; mboxrd:/path
                                  or mboxo:/path unquote them instead
+  --to maildir:/path             a Maildir++ tree a Dovecot of ours serves, written as
+                                 Dovecot writes it (dovecot-uidlist, dovecot-keywords,
+                                 subscriptions): messages keep the old server's UIDs and
+                                 UIDVALIDITY where the folder allows; run as the mail user
+                                 or root (files get the tree's owner); no
+                                 --to-password-file; not with --verify yet
 
 Passwords are read only from files that just their owner can read (chmod 600); never
 from the command line or the environment.
@@ -345,6 +351,8 @@ Examples:
       --to-password-file master.pw --state anna.db --verify --report anna-verify.json
   mailferry-copy --from maildir:/srv/rsync/anna/Maildir --to imaps://anna@new.example.com \
       --to-password-file ~/.anna-new --state anna.db
+  mailferry-copy --from imaps://anna@old.example.com --from-password-file anna.pw \
+      --to maildir:/var/vmail/example.com/anna/Maildir --state anna.db
   mailferry-copy ... --skip 'Trash' --skip 'Archive/*' --after 2020-01-01 --rename-map map.tsv
 
 Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login refused,
@@ -465,14 +473,28 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
                                  "yet"};
             }
         }
-        to = parse_url(to_url, "to");
-        if ((!local && from_pw_file.empty()) || to_pw_file.empty()) {
-            throw UsageError{"both --from-password-file and --to-password-file are required"};
+        const bool to_maildir = to_url.rfind("maildir:", 0) == 0;
+        if (to_maildir) {
+            if (to_url.size() <= 8 || verify || verify_only) {
+                throw UsageError{"--to maildir:/path needs a path (and cannot be verified with "
+                                 "--verify yet)"};
+            }
+            to.local = to_url;
+        } else {
+            to = parse_url(to_url, "to");
+        }
+        if (!local && from_pw_file.empty()) {
+            throw UsageError{"--from-password-file is required"};
+        }
+        if (!to_maildir && to_pw_file.empty()) {
+            throw UsageError{"--to-password-file is required"};
         }
         if (!local) {
             from.password = read_password_file(from_pw_file, "--from-password-file");
         }
-        to.password = read_password_file(to_pw_file, "--to-password-file");
+        if (!to_maildir) {
+            to.password = read_password_file(to_pw_file, "--to-password-file");
+        }
         from.auth_user = from_master;
         to.auth_user = to_master;
         from.ca_file = !from_ca.empty() ? from_ca : ca_file;

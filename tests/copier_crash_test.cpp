@@ -7,7 +7,8 @@
 // intents, APPENDs sent and maybe saved, half-sent literals. A final run must then finish
 // with exit 0, and the account read back over IMAP must match the source exactly. The
 // same is done (10 kills, half of them after a random number of new messages on the target)
-// with a local Maildir as the source (--from maildir:).
+// with a local Maildir as the source (--from maildir:), and with a Maildir of ours as the
+// target (--to maildir:), where the UIDs must also come out as the source has them.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -251,4 +252,62 @@ TEST_CASE("a Maildir source killed at 10 random points resumes without loss or d
     CHECK(cu::total(s) == kLocal);
     CHECK(cu::total(d) == kLocal); // no duplicates, nothing lost
     CHECK(cu::compare(s, d) == "");
+}
+
+TEST_CASE("into a Maildir of ours, killed at 10 points: no loss, no duplicates, UIDs kept") {
+    const std::string su = "tocrash@old.example";
+    const std::string du = "tocrash@new.example";
+    mft::DovecotServer src(plain_server("tocrash-src", su, "src-pw", cu::source_config()));
+    mft::DovecotServer dst(plain_server("tocrash-dst", du, "dst-pw", cu::target_config()));
+    std::mt19937 rng(static_cast<unsigned>(std::random_device{}()));
+    constexpr int kCount = 1500;
+    const char* folders[] = {"", "Sent", "Archive.2023"};
+    std::uniform_int_distribution<int> size(400, 9000);
+    for (int i = 0; i < kCount; ++i) {
+        cu::put(src, su, folders[i % 3],
+                cu::mail("t" + std::to_string(i), static_cast<std::size_t>(size(rng))),
+                i % 3 == 0 ? "S" : "");
+    }
+    mft::TempDir tmp("copier-tocrash");
+    mft::write_file(tmp.file("src.pw"), "src-pw\n", 0600);
+    const std::vector<std::string> argv = {mft::program_path("copier", "mailferry-copy"),
+                                           "--from",
+                                           "imap+plain://" + su +
+                                               "@127.0.0.1:" + std::to_string(src.imap_port()),
+                                           "--from-password-file",
+                                           tmp.file("src.pw"),
+                                           "--to",
+                                           "maildir:" + dst.mail_dir(du),
+                                           "--state",
+                                           tmp.file("state.db"),
+                                           "--quiet",
+                                           "--multiappend",
+                                           "8"};
+    int kills =
+        kill_at_progress(argv, tmp.file("runs.log"), dst.mail_dir(du), 10, kCount / 10, rng);
+    MESSAGE("killed " << kills << " times");
+    CHECK(kills >= 5);
+    auto mid = cu::total(cu::snapshot(dst.imap_port(), du, "dst-pw"));
+    MESSAGE(mid << " of " << kCount << " messages on the target before the final run");
+    CHECK(mid > 0);
+    CHECK(mid < kCount);
+    auto fin = mft::run(argv, {}, 300s);
+    INFO(fin.err);
+    REQUIRE(fin.exit_code == 0);
+    auto s = cu::snapshot(src.imap_port(), su, "src-pw");
+    auto d = cu::snapshot(dst.imap_port(), du, "dst-pw");
+    CHECK(cu::total(s) == kCount);
+    CHECK(cu::total(d) == kCount); // no duplicates, nothing lost
+    CHECK(cu::compare(s, d) == "");
+    for (const auto& [name, msgs] : s.folders) {
+        std::map<std::uint32_t, std::string> a;
+        std::map<std::uint32_t, std::string> b;
+        for (const auto& m : msgs) {
+            a[m.uid] = m.body;
+        }
+        for (const auto& m : d.folders[name]) {
+            b[m.uid] = m.body;
+        }
+        CHECK_MESSAGE(a == b, name << ": UIDs differ");
+    }
 }

@@ -11,12 +11,21 @@
 // next run by asking the target (APPENDUID, else size + SHA-256 of candidates): nothing is
 // lost, nothing duplicated, and nothing is ever added to a message.
 //
-// Other sources (Endpoint::local = "maildir:/path", Endpoint::pop3): read through one
-// Source interface (copier/source.hpp) and appended one message at a time with the same
-// intents; open intents and a changed UIDVALIDITY are settled by SHA-256 of the target's
-// messages. A Maildir is never changed (flags, keywords, dates, UIDs and subscriptions
-// from Dovecot's or Courier's files); POP3 copies INBOX by UIDL, never deletes, and has
-// no flags or dates to carry. verify_account() is IMAP→IMAP only.
+// Other sources (Endpoint::local = "maildir:/path" or "mbox:/path", Endpoint::pop3): read
+// through one Source interface (copier/source.hpp) and appended in MULTIAPPEND groups with
+// the same intents; open intents and a changed UIDVALIDITY are settled by SHA-256 of the
+// target's messages. A local tree is never changed (a Maildir's flags, keywords, dates,
+// UIDs and subscriptions from Dovecot's or Courier's files); POP3 copies INBOX by UIDL and
+// deletes only with Options::pop3_delete; it has no flags or dates to carry.
+// verify_account() is IMAP→IMAP only.
+//
+// Target Endpoint::local = "maildir:/path": a Maildir++ tree a Dovecot of ours serves,
+// written directly as Dovecot writes it (copier/target_maildir.hpp), from any source (an
+// IMAP source is then read through the same Source interface). Messages keep the UIDs and
+// UIDVALIDITY clients of the old server know (IMAP UIDs, a Maildir's dovecot-uidlist or
+// courierimapuiddb) in every folder that held nothing before; the new server's own
+// numbering starts above the old server's UIDNEXT. Intents carry each message's SHA-256, so
+// a run killed between staging and listing a group is settled from the target's files.
 //
 // Threading: one call copies up to Options::connections folders at once, each on its own
 // pair of connections (worker threads of the call); calls for different accounts may run
@@ -57,8 +66,10 @@ struct Endpoint {
     std::string auth_user;   // non-empty: authenticate as this master user for `user`
     Secret password;         // of auth_user when set, else of user
     std::chrono::milliseconds timeout{60000};
-    // Non-empty: a local tree read instead of an IMAP server (source only), as
-    // "maildir:/path" (Maildir++ or subdirectory layout, Dovecot or Courier metadata).
+    // Non-empty: a local tree instead of an IMAP server. As a source "maildir:/path"
+    // (Maildir++ or subdirectory layout, Dovecot or Courier metadata), "mbox:/path",
+    // "mboxrd:/path" or "mboxo:/path"; as a target "maildir:/path" (Maildir++, Dovecot's
+    // files; `timeout` is then how long to wait for a folder's dovecot-uidlist.lock).
     // host, port, tls, user and password are then unused.
     std::string local;
     // Source only: the server speaks POP3 (host, port, tls, user, password as for IMAP);
