@@ -248,7 +248,23 @@ void Worker::Impl::run_job(Running& r) {
     dst.verify_cert = t.verify_certificate;
     dst.user = job.account;
     dst.timeout = t.timeout;
-    if (master_password) {
+    if (!t.maildir.empty()) {
+        const std::size_t at = job.account.rfind('@');
+        const std::string local = job.account.substr(0, at);
+        const std::string domain = at == std::string::npos ? "" : job.account.substr(at + 1);
+        // The names become path components: nothing may lead out of the mail tree.
+        for (const std::string& part : {local, domain}) {
+            if (part.empty() || part[0] == '.' || part.find('/') != std::string::npos ||
+                part.find('\0') != std::string::npos) {
+                fail(make_error("copy " + job.account,
+                                "the account name cannot be a path component of "
+                                "target.maildir (empty, leading '.', or '/')",
+                                Scope::account, Retry::never));
+                return;
+            }
+        }
+        dst.local = "maildir:" + expand_template(t.maildir, local, domain);
+    } else if (master_password) {
         dst.auth_user = t.master_user;
         dst.password = master_password->clone();
     } else {

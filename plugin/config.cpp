@@ -281,7 +281,8 @@ const Keys<SpoolConfig>& spool_keys() {
 
 const Keys<TargetConfig>& target_keys() {
     static const Keys<TargetConfig> keys = {
-        required(text("host", &TargetConfig::host, host_rule)),
+        text("host", &TargetConfig::host, host_rule),
+        file("maildir", &TargetConfig::maildir),
         number("port", &TargetConfig::port, 1, 65535),
         choice("tls", &TargetConfig::tls, {TlsMode::implicit, TlsMode::starttls, TlsMode::none}),
         file("ca_file", &TargetConfig::ca_file),
@@ -535,7 +536,30 @@ Result<void> validate_copies(const Reader& r, const toml::table& root, Config& c
     const auto* tt = root.get_as<toml::table>("target");
     t.configured = tt != nullptr;
     if (t.configured) {
-        if (t.tls == TlsMode::none && !t.ca_file.empty()) {
+        if (t.host.empty() == t.maildir.empty()) {
+            return r.error(where(tt, t.host.empty() ? "" : "maildir"),
+                           t.host.empty() ? "target.host" : "target.maildir",
+                           t.host.empty()
+                               ? "needs host (the new server over IMAP) or maildir (a Maildir "
+                                 "tree of ours per account)"
+                               : "host and maildir exclude each other: copy over IMAP or into "
+                                 "Maildirs, not both");
+        }
+        if (!t.maildir.empty()) {
+            const bool per_account = expand_template(t.maildir, "a", "b.example") !=
+                                     expand_template(t.maildir, "c", "d.example");
+            if (!per_account) {
+                return r.error(where(tt, "maildir"), "target.maildir",
+                               "must name each account's own tree with {local} and {domain}, "
+                               "{address} or {user}, found \"" +
+                                   t.maildir + "\"");
+            }
+            if (!t.master_user.empty()) {
+                return r.error(where(tt, "master_user"), "target.master_user",
+                               "is for an IMAP target (host), not for maildir");
+            }
+        }
+        if (!t.host.empty() && t.tls == TlsMode::none && !t.ca_file.empty()) {
             return r.error(where(tt, "ca_file"), "target.ca_file",
                            "is only used with TLS, found tls = \"none\"");
         }

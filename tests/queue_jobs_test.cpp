@@ -434,8 +434,19 @@ TEST_CASE("config: [spool], [target], [worker] — defaults, and bad values name
     CHECK(full->worker.copies == 8);
     CHECK(full->worker.resync_interval.count() == 0);
 
+    auto md = parse_config(base + "[target]\nmaildir = \"/var/vmail/{domain}/{local}/Maildir\"\n",
+                           "/etc/mf/mf.toml");
+    REQUIRE_MESSAGE(md.ok(), (md.ok() ? "" : md.error().message()));
+    CHECK(md->target.configured);
+    CHECK(md->target.host.empty());
+    CHECK(md->target.maildir == "/var/vmail/{domain}/{local}/Maildir");
+
     const std::vector<std::pair<std::string, std::string>> bad = {
         {"[target]\nport = 993\n", "target.host"},
+        {"[target]\nhost = \"h\"\nmaildir = \"/m/{user}\"\n", "exclude each other"},
+        {"[target]\nmaildir = \"/var/vmail/Maildir\"\n", "each account's own tree"},
+        {"[target]\nmaildir = \"/m/{user}\"\nmaster_user = \"m\"\nmaster_password_file = \"/x\"\n",
+         "is for an IMAP target"},
         {"[target]\nhost = \"h\"\nmaster_user = \"m\"\n", "needs target.master_password_file"},
         {"[target]\nhost = \"h\"\nmaster_password_file = \"/x\"\n", "needs target.master_user"},
         {"[target]\nhost = \"h\"\ntls = \"none\"\nca_file = \"/ca.pem\"\n", "target.ca_file"},

@@ -117,6 +117,43 @@ TEST_CASE("first login at the new server: mail copied within seconds, then resyn
     CHECK(report->mismatches.empty());
 }
 
+TEST_CASE("[target] maildir: the worker writes the new server's Maildirs, old UIDs kept") {
+    wt::WorldOptions o;
+    o.users = {{"anna@example.com", kAnnaPw}};
+    o.maildir_target = true;
+    wt::World w(o);
+    wt::fill_mailbox(w.old, "anna@example.com", "", 30, 4000, 1);
+    wt::fill_mailbox(w.old, "anna@example.com", "Sent", 5, 2000, 2);
+    auto worker = w.start_worker();
+    std::string reply = wt::imap_login(w.fresh->imap_port(), "anna", kAnnaPw);
+    INFO("new server log:\n", w.fresh->log_tail());
+    REQUIRE(reply.rfind("a1 OK", 0) == 0);
+    bool synced = w.wait_state({"anna@example.com"}, AccountState::synced, 60s);
+    INFO("worker log:\n", log_of(worker));
+    REQUIRE(synced);
+    auto old_counts = wt::counts(w.old, "anna@example.com");
+    CHECK(wt::total(old_counts) == 35);
+    CHECK(wt::counts(*w.fresh, "anna@example.com") == old_counts);
+    // What a client of the old server cached stays valid: same UIDVALIDITY, UIDs, UIDNEXT.
+    for (const char* box : {"INBOX", "Sent"}) {
+        std::string a;
+        std::string b;
+        const std::vector<std::string> args = {"-f",  "tab",     "fetch", "-u", "anna@example.com",
+                                               "uid", "mailbox", box,     "all"};
+        REQUIRE(w.old.doveadm(args, &a) == 0);
+        REQUIRE(w.fresh->doveadm(args, &b) == 0);
+        CHECK(a == b);
+        const std::vector<std::string> st = {
+            "-f", "tab", "mailbox", "status", "-u", "anna@example.com", "uidvalidity uidnext", box};
+        REQUIRE(w.old.doveadm(st, &a) == 0);
+        REQUIRE(w.fresh->doveadm(st, &b) == 0);
+        CHECK(a == b);
+    }
+    worker.signal(SIGTERM);
+    CHECK(worker.wait(15s) == 0);
+    CHECK_FALSE(has(log_of(worker), "Sanitizer"));
+}
+
 TEST_CASE("the secret key belongs to the worker alone; first-sync deletes the entry") {
     wt::WorldOptions o;
     o.users = {{"carl@example.com", "carl-pw-1"}};

@@ -126,7 +126,11 @@ struct SpoolConfig {
 // The new server the copies go to (IMAP). Without a [target] section no copy is queued.
 struct TargetConfig {
     bool configured = false; // the config has a [target] section
-    std::string host;
+    std::string host;        // the new server over IMAP; or:
+    // A Maildir tree of ours per account, written directly (Dovecot's files, the old
+    // server's UIDs kept): a template with {local}, {domain}, {address} or {user}, e.g.
+    // "/var/vmail/{domain}/{local}/Maildir". Exactly one of host and maildir is set.
+    std::string maildir;
     std::uint16_t port = 0; // 0: 993 with tls = implicit, else 143
     TlsMode tls = TlsMode::implicit;
     std::string ca_file;

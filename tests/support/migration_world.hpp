@@ -337,6 +337,9 @@ struct WorldOptions {
     bool spawn = false;
     std::string idle_exit = "5m";
     std::string extra; // appended to mailferry.toml
+    // [target] maildir = the new server's Maildirs (written directly) instead of its IMAP
+    // port; the worker then runs as root (start_worker), as it must to write users' trees.
+    bool maildir_target = false;
 };
 
 struct World {
@@ -430,12 +433,16 @@ struct World {
             dir.file("new-mail") +
             "/{domain}/{local}\"\nuserdb_uid = \"mfvmail\"\nuserdb_gid = \"mfvmail\"\n\n"
             "[spool]\nkeep_until = \"" +
-            o.keep_until + "\"\n\n[target]\nhost = \"127.0.0.1\"\nport = " +
-            std::to_string(target_port == 0 ? 1 : target_port) +
-            "\ntls = \"none\"\ntimeout = \"30s\"\n" +
-            (o.master_user ? "master_user = \"" + kMasterUser + "\"\nmaster_password_file = \"" +
-                                 state + "/master-password\"\n"
-                           : std::string()) +
+            o.keep_until + "\"\n\n[target]\n" +
+            (o.maildir_target
+                 ? "maildir = \"" + dir.file("new-mail") + "/{domain}/{local}/Maildir\"\n"
+                 : "host = \"127.0.0.1\"\nport = " +
+                       std::to_string(target_port == 0 ? 1 : target_port) + "\ntls = \"none\"\n") +
+            "timeout = \"30s\"\n" +
+            (o.master_user && !o.maildir_target
+                 ? "master_user = \"" + kMasterUser + "\"\nmaster_password_file = \"" + state +
+                       "/master-password\"\n"
+                 : std::string()) +
             "\n[worker]\ncopies = " + std::to_string(o.copies) +
             "\nmax_copies_per_server = " + std::to_string(o.budget) +
             "\nconnections = 2\nresync_interval = \"" + o.resync_interval + "\"\nretry_min = \"" +
@@ -457,7 +464,7 @@ struct World {
     Proc start_worker(const std::vector<std::string>& extra = {}) {
         std::vector<std::string> argv = {kMailferry, "worker", "--config", config};
         argv.insert(argv.end(), extra.begin(), extra.end());
-        return start_as("mailferry", argv,
+        return start_as(o.maildir_target ? "root" : "mailferry", argv,
                         dir.file("worker-" + std::to_string(++worker_seq) + ".log"));
     }
 
