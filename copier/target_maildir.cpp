@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <random>
 #include <sstream>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -144,6 +145,33 @@ struct Owner {
     }
 };
 
+// Creates files as their owner. A Dovecot waiting for a lock watches the lock file with
+// inotify, which needs read access from the first instant: a file that is root's until our
+// fchown makes it log "Permission denied". The fs uid is a per-thread credential, so other
+// threads keep theirs.
+class AsOwner {
+  public:
+    explicit AsOwner(const Owner& o) : active_(o.change) {
+        if (active_) {
+            old_gid_ = static_cast<gid_t>(::setfsgid(o.gid));
+            old_uid_ = static_cast<uid_t>(::setfsuid(o.uid));
+        }
+    }
+    AsOwner(const AsOwner&) = delete;
+    AsOwner& operator=(const AsOwner&) = delete;
+    ~AsOwner() {
+        if (active_) {
+            ::setfsuid(old_uid_);
+            ::setfsgid(old_gid_);
+        }
+    }
+
+  private:
+    bool active_;
+    uid_t old_uid_ = 0;
+    gid_t old_gid_ = 0;
+};
+
 Result<void> write_all(int fd, std::string_view data, const std::string& path, Scope scope) {
     while (!data.empty()) {
         ssize_t n = ::write(fd, data.data(), data.size());
@@ -237,8 +265,14 @@ class DotLock {
         const auto deadline = Clock::now() + timeout;
         auto pause = std::chrono::milliseconds(5);
         while (true) {
-            int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+            int fd = -1;
+            int err = 0;
+            {
+                AsOwner as(owner);
+                fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                             owner.file_mode);
+                err = errno;
+            }
             if (fd >= 0) {
                 DotLock lock;
                 lock.fd_ = Fd(fd);
@@ -248,8 +282,8 @@ class DotLock {
                 }
                 return lock;
             }
-            if (errno != EEXIST) {
-                return sys_error("create lock " + path, scope);
+            if (err != EEXIST) {
+                return sys_error("create lock " + path, scope, err);
             }
             struct stat st {};
             if (::stat(path.c_str(), &st) != 0) {
@@ -326,8 +360,8 @@ Result<UidList> read_uidlist(const std::string& dir) {
         return text.error();
     }
     UidList u;
-    if (!*text) {
-        return u;
+    if (!*text || (*text)->empty()) {
+        return u; // Dovecot, too, writes an empty uidlist anew
     }
     u.exists = true;
     auto lines = split(**text, '\n');

@@ -252,6 +252,17 @@ TEST_CASE("a tree the target wrote is served by Dovecot exactly as asked") {
     CHECK(v.msgs[0].uid == 50);
     CHECK(v.msgs[0].flags.empty());
 
+    std::set<std::string> lsub;
+    auto c = cu::login(srv.imap_port(), kUser, kPw);
+    auto r = c->run("LSUB \"\" \"*\"", [&](mf::imap::Response& u) -> mf::Result<void> {
+        if (u.keyword == "LSUB" && u.data.size() == 3) {
+            lsub.insert(u.data[2].str);
+        }
+        return {};
+    });
+    REQUIRE(r);
+    CHECK(lsub == std::set<std::string>{"INBOX", "Entw&APw-rfe", "Work.Projects"});
+    (void)c->logout();
     auto all = cu::snapshot(srv.imap_port(), kUser, kPw);
     CHECK(all.subscribed == std::set<std::string>{"INBOX", "Entwürfe", "Work/Projects"});
     CHECK(all.noselect.count("Work") == 1);
@@ -536,12 +547,13 @@ TEST_CASE("subscriptions: version 1 files are read and kept in their format") {
     CHECK(mft::read_file(tmp.file("Maildir/subscriptions")) == "V\t2\n\nINBOX\nLists\tdev\nA\tB\n");
 }
 
-TEST_CASE("Dovecot delivering while the target commits: all there, UIDs unique") {
+TEST_CASE("Dovecot delivering (doveadm save, IMAP APPEND) while the target commits: all there, "
+          "UIDs unique") {
     mft::DovecotServer srv(opts("mdtgt-busy"));
     auto tree = open_tree(srv.mail_dir(kUser));
     auto busy = open_folder(*tree, "Busy");
     constexpr int kDelivered = 12;
-    constexpr int kRounds = 10;
+    constexpr int kRounds = 60;
     constexpr int kPerRound = 3;
     std::atomic<bool> failed{false};
     std::thread deliver([&] {
@@ -551,6 +563,30 @@ TEST_CASE("Dovecot delivering while the target commits: all there, UIDs unique")
             } catch (const std::exception&) {
                 failed = true;
             }
+        }
+    });
+    // An IMAP session with the folder selected appends too, and so syncs it in-process
+    // between our commits.
+    constexpr int kAppended = 150;
+    std::thread append([&] {
+        try {
+            auto c = cu::login(srv.imap_port(), kUser, kPw);
+            if (!mf::copy::detail::select_box(*c, "Busy", false, false)) {
+                failed = true;
+                return;
+            }
+            for (int i = 0; i < kAppended; ++i) {
+                std::string m = cu::mail("imap-" + std::to_string(i));
+                auto r =
+                    c->run("APPEND Busy (\\Flagged) {" + std::to_string(m.size()) + "+}\r\n" + m);
+                auto n = c->run("NOOP");
+                if (!r || r->keyword != "OK" || !n) {
+                    failed = true;
+                }
+            }
+            (void)c->logout();
+        } catch (const std::exception&) {
+            failed = true;
         }
     });
     std::map<std::uint32_t, std::string> ours;
@@ -569,13 +605,14 @@ TEST_CASE("Dovecot delivering while the target commits: all there, UIDs unique")
                 ours.emplace(uids[static_cast<std::size_t>(k)], bodies[static_cast<std::size_t>(k)])
                     .second);
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     deliver.join();
+    append.join();
     CHECK_FALSE(failed);
 
     auto v = view(srv, "Busy");
-    CHECK(v.msgs.size() == static_cast<std::size_t>(kDelivered + kRounds * kPerRound));
+    CHECK(v.msgs.size() == static_cast<std::size_t>(kDelivered + kAppended + kRounds * kPerRound));
     std::set<std::uint32_t> uids;
     std::set<std::string> bodies;
     for (const auto& m : v.msgs) {
