@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 namespace mf::copy::target {
 
@@ -78,10 +79,7 @@ class Fd {
     [[nodiscard]] int get() const { return fd_; }
     [[nodiscard]] bool ok() const { return fd_ >= 0; }
     // close() reports late write errors (NFS, quota): the caller must see them.
-    int close() {
-        int rc = ::close(std::exchange(fd_, -1));
-        return rc;
-    }
+    int close() { return ::close(std::exchange(fd_, -1)); }
 
   private:
     void reset() {
@@ -95,6 +93,34 @@ class Fd {
 Error sys_error(const std::string& what, Scope scope, int err = errno) {
     return make_error(what, errno_text(err), scope);
 }
+
+// Creates files and directories as their owner, so Dovecot never meets one of ours that is
+// still root's: a Dovecot waiting for a lock watches the lock file with inotify, which needs
+// read access from the first instant (else it logs "Permission denied"), and one listing
+// folders may create cur/ in a new folder directory. The fs uid is a per-thread credential,
+// so other threads keep theirs.
+class AsOwner {
+  public:
+    AsOwner(bool change, uid_t uid, gid_t gid) : active_(change) {
+        if (active_) {
+            old_gid_ = static_cast<gid_t>(::setfsgid(gid));
+            old_uid_ = static_cast<uid_t>(::setfsuid(uid));
+        }
+    }
+    AsOwner(const AsOwner&) = delete;
+    AsOwner& operator=(const AsOwner&) = delete;
+    ~AsOwner() {
+        if (active_) {
+            ::setfsuid(old_uid_);
+            ::setfsgid(old_gid_);
+        }
+    }
+
+  private:
+    bool active_;
+    uid_t old_uid_ = 0;
+    gid_t old_gid_ = 0;
+};
 
 // Who owns what we create: Dovecot runs as the mail user and must be able to rewrite every
 // file, so a copier running as root hands them over.
@@ -127,12 +153,19 @@ struct Owner {
 
     // mkdir unless it exists (as a directory); what it creates gets our mode and owner.
     [[nodiscard]] Result<void> mkdir(const std::string& path, Scope scope) const {
-        if (::mkdir(path.c_str(), dir_mode) != 0) {
+        int rc = 0;
+        int err = 0;
+        {
+            AsOwner as(change, uid, gid);
+            rc = ::mkdir(path.c_str(), dir_mode);
+            err = errno;
+        }
+        if (rc != 0) {
             struct stat st {};
-            if (errno == EEXIST && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (err == EEXIST && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
                 return {};
             }
-            return sys_error("create directory " + path, scope);
+            return sys_error("create directory " + path, scope, err);
         }
         // mkdir's mode went through the umask; Dovecot expects the root's exact mode.
         if (::chmod(path.c_str(), dir_mode) != 0) {
@@ -143,33 +176,6 @@ struct Owner {
         }
         return {};
     }
-};
-
-// Creates files as their owner. A Dovecot waiting for a lock watches the lock file with
-// inotify, which needs read access from the first instant: a file that is root's until our
-// fchown makes it log "Permission denied". The fs uid is a per-thread credential, so other
-// threads keep theirs.
-class AsOwner {
-  public:
-    explicit AsOwner(const Owner& o) : active_(o.change) {
-        if (active_) {
-            old_gid_ = static_cast<gid_t>(::setfsgid(o.gid));
-            old_uid_ = static_cast<uid_t>(::setfsuid(o.uid));
-        }
-    }
-    AsOwner(const AsOwner&) = delete;
-    AsOwner& operator=(const AsOwner&) = delete;
-    ~AsOwner() {
-        if (active_) {
-            ::setfsuid(old_uid_);
-            ::setfsgid(old_gid_);
-        }
-    }
-
-  private:
-    bool active_;
-    uid_t old_uid_ = 0;
-    gid_t old_gid_ = 0;
 };
 
 Result<void> write_all(int fd, std::string_view data, const std::string& path, Scope scope) {
@@ -268,7 +274,7 @@ class DotLock {
             int fd = -1;
             int err = 0;
             {
-                AsOwner as(owner);
+                AsOwner as(owner.change, owner.uid, owner.gid);
                 fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                             owner.file_mode);
                 err = errno;
@@ -529,10 +535,16 @@ class Folder final : public MaildirFolder {
                          const Writer& write) override {
         const std::string name = unique_name();
         const std::string tmp = dir_ + "/tmp/" + name;
-        Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                     owner_.file_mode));
+        Fd fd;
+        int err = 0;
+        {
+            AsOwner as(owner_.change, owner_.uid, owner_.gid);
+            fd = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                           owner_.file_mode));
+            err = errno;
+        }
         if (!fd.ok()) {
-            return sys_error("create " + tmp, Scope::folder);
+            return sys_error("create " + tmp, Scope::folder, err);
         }
         // Until Staged takes the file over, every way out removes it.
         Staged guard(tmp, {}, {}, 0, 0);
@@ -978,10 +990,16 @@ class Tree final : public MaildirTree {
                 // Marks a Maildir++ sub-folder, so deliveries into it do not treat it as a
                 // user's root (Dovecot's and Courier's convention).
                 const std::string marker = dir + "/maildirfolder";
-                Fd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                             owner_.file_mode));
+                Fd fd;
+                int err = 0;
+                {
+                    AsOwner as(owner_.change, owner_.uid, owner_.gid);
+                    fd = Fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                                   owner_.file_mode));
+                    err = errno;
+                }
                 if (!fd.ok()) {
-                    return sys_error("create " + marker, Scope::folder);
+                    return sys_error("create " + marker, Scope::folder, err);
                 }
                 if (auto r = owner_.fd(fd.get(), marker, Scope::folder); !r) {
                     return r.error();
