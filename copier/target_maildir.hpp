@@ -102,17 +102,22 @@ class MaildirFolder {
     // Writes one message into tmp/ and fsyncs it. `flags` are IMAP flags (sorted, space
     // separated: "\Seen $Label1"); `when` becomes the file's mtime (now when empty);
     // `want_uid` is the UID to keep if commit() can (0: none). Fails (scope message) if
-    // `write` fails or delivers other than `size` bytes.
+    // `write` delivers other than `size` bytes or the file cannot be written; an error
+    // `write` itself returns is passed on as it is (a lost source connection keeps its scope).
+    // Either way the tmp/ file is removed.
     virtual Result<Staged> stage(std::uint32_t want_uid, const std::string& flags,
                                  std::optional<std::int64_t> when, std::uint64_t size,
                                  const Writer& write) = 0;
 
     // Under the uidlist lock: re-reads dovecot-uidlist; when the folder is fresh and
-    // `uidvalidity` is not 0, takes it (and a next UID of at least `min_next`); gives each
-    // staged message, in order, its want_uid if the folder's UIDVALIDITY equals `uidvalidity`
-    // and want_uid is at least the next UID, else the next UID; adds new keywords to
-    // dovecot-keywords; renames the files into cur/; writes the uidlist. Returns the UIDs, in
-    // the order of `staged`. All or nothing: if it fails, no message is in cur/ (the staged
+    // `uidvalidity` is not 0, takes it (and a next UID of at least `min_next`); if the
+    // folder's UIDVALIDITY equals `uidvalidity`, keeps, in order, each want_uid that is at
+    // least the next UID (the next UID then moves past it); every other message gets a UID
+    // after those (in a folder that just took `uidvalidity`, at least `min_next`), in order —
+    // so a message without a wanted UID never takes one a later message of the batch wants;
+    // adds new keywords to dovecot-keywords (beyond the 26th: dropped, see take_notes());
+    // renames the files into cur/; writes the uidlist. Returns the UIDs, in the order of
+    // `staged`. All or nothing: if it fails, no message is in cur/ (the staged
     // files stay in tmp/ for the caller's Staged objects to remove).
     virtual Result<std::vector<std::uint32_t>> commit(std::vector<Staged>& staged,
                                                       std::uint32_t uidvalidity,
@@ -127,6 +132,10 @@ class MaildirFolder {
     // The messages listed in dovecot-uidlist with a UID ≥ from_uid whose file exists:
     // UID → the file's current path. For settling a copy that was killed mid-way.
     virtual Result<std::map<std::uint32_t, std::string>> files(std::uint32_t from_uid) = 0;
+
+    // What commit() left out without failing, since the last call: keywords beyond the
+    // 26th, system flags Maildir has no letter for ("folder: keyword \"x\" not stored: …").
+    virtual std::vector<std::string> take_notes() = 0;
 };
 
 class MaildirTree {
