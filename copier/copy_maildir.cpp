@@ -164,26 +164,32 @@ class MaildirFolderCopy {
             todo_bytes += m.size;
         }
         run_.add(todo.size(), todo_bytes, 0, 0, plan_.name);
+        // Old UIDs in ascending order, then what has none: each group can then keep its UIDs
+        // above the last group's, and the source's next UID is applied once, at the end.
+        std::stable_sort(todo.begin(), todo.end(),
+                         [](const source::Message* a, const source::Message* b) {
+                             return std::pair(a->keep_uid == 0, a->keep_uid) <
+                                    std::pair(b->keep_uid == 0, b->keep_uid);
+                         });
         std::vector<const source::Message*> group;
         std::uint64_t group_bytes = 0;
-        for (const auto* m : todo) {
+        for (std::size_t i = 0; i < todo.size(); ++i) {
             if (run_.canceled()) {
                 return make_error("copy " + run_.from.label(), "canceled", Scope::account,
                                   Retry::later);
             }
+            const source::Message* m = todo[i];
             group.push_back(m);
             group_bytes += m->size;
-            if (group.size() >= std::max<std::size_t>(run_.opts.group, 1) ||
+            const bool last = i + 1 == todo.size();
+            if (last || group.size() >= std::max<std::size_t>(run_.opts.group, 1) ||
                 group_bytes >= kGroupBytes) {
-                if (auto r = store(group); !r) {
+                if (auto r = store(group, last || m->keep_uid == 0); !r) {
                     return r;
                 }
                 group.clear();
                 group_bytes = 0;
             }
-        }
-        if (auto r = store(group); !r) {
-            return r;
         }
         row_.complete = true;
         if (auto r = run_.state.update_folder(row_); !r) {
@@ -212,7 +218,9 @@ class MaildirFolderCopy {
     // Stages the group in tmp/ (a message the source cannot deliver is skipped alone),
     // commits the intents with their digests, moves the group into the folder, commits
     // the target UIDs.
-    Result<void> store(const std::vector<const source::Message*>& group) {
+    // `final`: the folder's last group, or one with messages that keep no UID: the target's
+    // next UID is then raised to the source's.
+    Result<void> store(const std::vector<const source::Message*>& group, bool final) {
         std::vector<target::Staged> staged;
         std::vector<MessageRow> intents;
         for (const auto* m : group) {
@@ -248,7 +256,10 @@ class MaildirFolderCopy {
         if (auto r = put_rows(intents); !r) {
             return r;
         }
-        auto uids = dst_.commit(staged, keep_validity_, keep_next_);
+        auto uids = dst_.commit(staged, keep_validity_, final ? keep_next_ : 0);
+        for (auto& n : dst_.take_notes()) {
+            run_.sum.notes.push_back(std::move(n));
+        }
         if (!uids) {
             // Nothing of the group is in the folder: the intents go, the next run stages again.
             for (const auto& row : intents) {
@@ -414,7 +425,7 @@ class MaildirFolderCopy {
             return {};
         }
         for (auto& n : *notes) {
-            run_.sum.notes.push_back(plan_.name + ": " + n);
+            run_.sum.notes.push_back(std::move(n));
         }
         ++run_.sum.messages_flag_updates;
         row.flags = m.flags;

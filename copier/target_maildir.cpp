@@ -633,9 +633,9 @@ class Folder final : public MaildirFolder {
             u->header_rest.insert(u->header_rest.begin(), "G" + random_guid());
         }
 
-        // Wanted UIDs first, in order, each above the last; the rest after them (and, in a
-        // folder that took the source's validity, at or above the source's next UID, so no
-        // UID a client once saw there is reused for another message).
+        // Wanted UIDs first, in order, each above the last; the rest after them, and, in a
+        // folder with the source's validity, at or above `min_next` (the source's next UID,
+        // so no UID a client once saw there is reused for another message).
         uids.assign(staged.size(), 0);
         std::uint64_t next = u->next;
         const bool same = u->uidvalidity == uidvalidity;
@@ -646,7 +646,7 @@ class Folder final : public MaildirFolder {
                 next = std::uint64_t{want} + 1;
             }
         }
-        if (adopt) {
+        if (same) {
             next = std::max<std::uint64_t>(next, min_next);
         }
         for (auto& uid : uids) {

@@ -110,11 +110,13 @@ class MaildirFolder {
                                  const Writer& write) = 0;
 
     // Under the uidlist lock: re-reads dovecot-uidlist; when the folder is fresh and
-    // `uidvalidity` is not 0, takes it (and a next UID of at least `min_next`); if the
-    // folder's UIDVALIDITY equals `uidvalidity`, keeps, in order, each want_uid that is at
-    // least the next UID (the next UID then moves past it); every other message gets a UID
-    // after those (in a folder that just took `uidvalidity`, at least `min_next`), in order —
-    // so a message without a wanted UID never takes one a later message of the batch wants;
+    // `uidvalidity` is not 0, takes it; if the folder's UIDVALIDITY equals `uidvalidity`,
+    // keeps, in order, each want_uid that is at least the next UID (the next UID then moves
+    // past it), and raises the next UID to `min_next` after them; every other message gets a
+    // UID after those, in order — so a message without a wanted UID never takes one a later
+    // message of the batch wants. The caller passes `min_next` (the source's next UID) with
+    // its last batch of a folder only: raised earlier, it would leave later wanted UIDs
+    // below the next UID, where they cannot be kept;
     // adds new keywords to dovecot-keywords (beyond the 26th: dropped, see take_notes());
     // renames the files into cur/; writes the uidlist. Returns the UIDs, in the order of
     // `staged`. All or nothing: if it fails, no message is in cur/ (the staged
