@@ -386,7 +386,9 @@ class MaildirFolderCopy {
                 row.size = m.size;
                 row.digest = want;
                 row.state = 1;
-                row.flags = open ? old->second.flags : std::string("\x01"); // \x01: unknown
+                // Unknown ("\x01"): carry_flags() sets them. A commit finished for a killed
+                // run (target_maildir.cpp) moved its files in without flags.
+                row.flags = "\x01";
                 taken.insert(uid);
                 kept[m.uid] = row;
                 ++run_.sum.messages_recovered;

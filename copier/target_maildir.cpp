@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <random>
 #include <sstream>
+#include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <thread>
@@ -250,24 +251,39 @@ std::string random_guid() {
     return out;
 }
 
+// Our mark on a dovecot-uidlist.lock we hold: a hard link to the lock file (so the name
+// keeps its inode in use; no later lock file can get that inode number) and an flock on it,
+// which the kernel drops when we die. "held": the lock is ours and nothing moved yet;
+// "full": the new uidlist is written in full, and message files may already be in cur/.
+// Dovecot knows none of this and breaks a dead holder's lock only after two minutes; our
+// next writer finishes or undoes the dead one's commit at once (DotLock::recover).
+constexpr const char* kHeldLink = "mailferry-uidlist.held";
+constexpr const char* kFullLink = "mailferry-uidlist.full";
+
 // Dovecot's uidlist dotlock: whoever creates the lock file with O_EXCL owns the uidlist
 // until the file is gone again, either unlinked or renamed over the uidlist as its new
 // content. Removes the lock file when dropped unused.
 class DotLock {
   public:
     DotLock() = default;
-    DotLock(DotLock&& o) noexcept : fd_(std::move(o.fd_)), path_(std::exchange(o.path_, {})) {}
+    DotLock(DotLock&& o) noexcept
+        : fd_(std::move(o.fd_)), path_(std::exchange(o.path_, {})),
+          mark_dir_(std::exchange(o.mark_dir_, {})) {}
     DotLock& operator=(DotLock&&) = delete;
     DotLock(const DotLock&) = delete;
     DotLock& operator=(const DotLock&) = delete;
     ~DotLock() {
         if (!path_.empty()) {
             ::unlink(path_.c_str());
+            unmark();
         }
     }
 
+    // `mark_dir` (the folder, for its uidlist lock): mark the lock as ours, and take over a
+    // lock our own dead writer left there.
     static Result<DotLock> acquire(const std::string& path, std::chrono::milliseconds timeout,
-                                   const Owner& owner, Scope scope) {
+                                   const Owner& owner, Scope scope,
+                                   const std::string& mark_dir = {}) {
         const auto deadline = Clock::now() + timeout;
         auto pause = std::chrono::milliseconds(5);
         while (true) {
@@ -286,10 +302,16 @@ class DotLock {
                 if (auto r = owner.fd(fd, path, scope); !r) {
                     return r.error();
                 }
+                if (!mark_dir.empty()) {
+                    lock.mark(mark_dir, owner);
+                }
                 return lock;
             }
             if (err != EEXIST) {
                 return sys_error("create lock " + path, scope, err);
+            }
+            if (!mark_dir.empty() && recover(mark_dir, path)) {
+                continue;
             }
             struct stat st {};
             if (::stat(path.c_str(), &st) != 0) {
@@ -313,29 +335,119 @@ class DotLock {
         }
     }
 
-    // Writes `content` into the lock file and renames it over `target`: readers see the
-    // old file or the whole new one, and the lock is released in the same step.
-    Result<void> replace(const std::string& target, std::string_view content, Scope scope) {
+    // Writes `content` into the lock file, durably; a marked lock is then "full".
+    Result<void> write(std::string_view content, Scope scope) {
         if (auto r = write_all(fd_.get(), content, path_, scope); !r) {
             return r;
         }
         if (::fsync(fd_.get()) != 0) {
             return sys_error("fsync " + path_, scope);
         }
-        if (fd_.close() != 0) {
-            return sys_error("close " + path_, scope);
+        if (!mark_dir_.empty()) {
+            ::rename((mark_dir_ + "/" + kHeldLink).c_str(), (mark_dir_ + "/" + kFullLink).c_str());
         }
+        return {};
+    }
+
+    // Renames the written lock file over `target`: readers see the old file or the whole
+    // new one, and the lock is released in the same step. The fd (and its flock) is closed
+    // only afterwards, so nobody takes us for dead in between.
+    Result<void> install(const std::string& target, Scope scope) {
         if (::rename(path_.c_str(), target.c_str()) != 0) {
             return sys_error("rename " + path_ + " to " + target, scope);
         }
         path_.clear();
         fsync_dir(dir_of(target));
+        unmark();
+        if (fd_.close() != 0) {
+            return sys_error("close " + target, scope);
+        }
         return {};
     }
 
+    Result<void> replace(const std::string& target, std::string_view content, Scope scope) {
+        if (auto r = write(content, scope); !r) {
+            return r;
+        }
+        return install(target, scope);
+    }
+
   private:
+    void mark(const std::string& dir, const Owner& owner) {
+        ::flock(fd_.get(), LOCK_EX | LOCK_NB); // a fresh file: nobody else has it
+        for (const char* name : {kHeldLink, kFullLink}) {
+            ::unlink((dir + "/" + name).c_str()); // a dead writer's, for a lock long gone
+        }
+        AsOwner as(owner.change, owner.uid, owner.gid);
+        if (::link(path_.c_str(), (dir + "/" + kHeldLink).c_str()) == 0) {
+            mark_dir_ = dir;
+        }
+    }
+
+    void unmark() {
+        if (!mark_dir_.empty()) {
+            ::unlink((mark_dir_ + "/" + kHeldLink).c_str());
+            ::unlink((mark_dir_ + "/" + kFullLink).c_str());
+            mark_dir_.clear();
+        }
+    }
+
+    // The lock at `path` is ours (a mark names its inode) and its holder is dead (its flock
+    // is free): a "full" commit is finished — its files still in tmp/ moved into cur/ with
+    // no flags (the copier sets them again), the written uidlist installed —, anything
+    // earlier undone by removing the lock (nothing was moved yet). True when the lock is
+    // gone, so the caller can try again at once.
+    static bool recover(const std::string& dir, const std::string& path) {
+        struct stat lock {};
+        if (::stat(path.c_str(), &lock) != 0) {
+            return true;
+        }
+        const char* phase = nullptr;
+        for (const char* name : {kFullLink, kHeldLink}) {
+            struct stat link {};
+            if (::stat((dir + "/" + name).c_str(), &link) == 0 && link.st_ino == lock.st_ino &&
+                link.st_dev == lock.st_dev) {
+                phase = name;
+                break;
+            }
+        }
+        if (phase == nullptr) {
+            return false; // Dovecot's, or a live writer's not yet marked
+        }
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!fd.ok() || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+            return !fd.ok(); // gone meanwhile, or its holder is alive
+        }
+        if (std::string_view(phase) == kFullLink) {
+            auto text = read_file(path, 512u << 20);
+            if (!text) {
+                return false;
+            }
+            for (const auto& line : split(*text, '\n')) {
+                auto colon = line.find(" :");
+                if (colon == std::string::npos) {
+                    continue;
+                }
+                const std::string base = line.substr(colon + 2);
+                const std::string tmp = dir + "/tmp/" + base.substr(0, base.find(','));
+                ::rename(tmp.c_str(), (dir + "/cur/" + base + ":2,").c_str());
+            }
+            fsync_dir(dir + "/cur");
+            if (::rename(path.c_str(), (dir + "/dovecot-uidlist").c_str()) != 0) {
+                return false;
+            }
+            fsync_dir(dir);
+        } else {
+            ::unlink(path.c_str());
+        }
+        ::unlink((dir + "/" + kHeldLink).c_str());
+        ::unlink((dir + "/" + kFullLink).c_str());
+        return true;
+    }
+
     Fd fd_;
     std::string path_;
+    std::string mark_dir_; // the folder whose mark links name this lock; empty: unmarked
 };
 
 struct UidList {
@@ -673,8 +785,20 @@ class Folder final : public MaildirFolder {
             return letters.error();
         }
 
-        std::vector<std::string> targets;
+        // The new uidlist is written (and the lock marked "full") before any file moves, so
+        // a writer killed in the middle leaves what the next one needs to finish the commit.
         std::vector<std::pair<std::uint32_t, std::string>> added;
+        for (std::size_t i = 0; i < staged.size(); ++i) {
+            added.emplace_back(uids[i], std::to_string(uids[i]) + " :" + staged[i].base());
+        }
+        std::sort(added.begin(), added.end());
+        for (auto& [uid, line] : added) {
+            u->lines.push_back(std::move(line));
+        }
+        if (auto r = lock->write(u->text(), Scope::folder); !r) {
+            return r.error();
+        }
+        std::vector<std::string> targets;
         for (std::size_t i = 0; i < staged.size(); ++i) {
             std::string target = dir_ + "/cur/" + staged[i].base() + ":2," +
                                  info(staged[i].flags(), *letters, staged[i].base());
@@ -685,14 +809,9 @@ class Folder final : public MaildirFolder {
                 return e;
             }
             targets.push_back(target);
-            added.emplace_back(uids[i], std::to_string(uids[i]) + " :" + staged[i].base());
-        }
-        std::sort(added.begin(), added.end());
-        for (auto& [uid, line] : added) {
-            u->lines.push_back(std::move(line));
         }
         fsync_dir(dir_ + "/cur");
-        if (auto r = lock->replace(dir_ + "/dovecot-uidlist", u->text(), Scope::folder); !r) {
+        if (auto r = lock->install(dir_ + "/dovecot-uidlist", Scope::folder); !r) {
             undo(staged, targets);
             return r.error();
         }
@@ -788,7 +907,7 @@ class Folder final : public MaildirFolder {
 
     Result<DotLock> lock_uidlist() {
         return DotLock::acquire(dir_ + "/dovecot-uidlist.lock", lock_timeout_, owner_,
-                                Scope::folder);
+                                Scope::folder, dir_);
     }
 
     // The info letters of these flags; unknown system flags and keywords without a letter

@@ -18,7 +18,11 @@
 #include <pwd.h>
 #include <set>
 #include <sstream>
+#include <csignal>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/time.h>
 #include <thread>
 
@@ -436,6 +440,74 @@ TEST_CASE("bad input and failures: locks, broken writers, sizes, names, a file a
         staged.clear(); // the Staged removes its file
         CHECK(count_files(dir + "/tmp") == 0);
         fs::remove(dir + "/dovecot-uidlist.lock");
+    }
+
+    SUBCASE("a writer of ours killed mid-commit: the next one finishes or undoes it at once") {
+        // What a writer killed after writing its uidlist and moving one of two files leaves:
+        // the lock with the whole new list, marked "full", one file in cur/, one in tmp/.
+        std::vector<Staged> dead;
+        dead.push_back(stage(*box, 1, "", 1600000000, cu::mail("moved before the kill")));
+        dead.push_back(stage(*box, 2, "", 1600000000, cu::mail("still in tmp")));
+        const std::string lock = dir + "/dovecot-uidlist.lock";
+        mft::write_file(lock,
+                        "3 V42 N3 G0123456789abcdef0123456789abcdef\n1 :" + dead[0].base() +
+                            "\n2 :" + dead[1].base() + "\n",
+                        0600);
+        cu::chown_vmail(lock);
+        REQUIRE(::link(lock.c_str(), (dir + "/mailferry-uidlist.full").c_str()) == 0);
+        fs::rename(dead[0].tmp_path(), dir + "/cur/" + dead[0].base() + ":2,");
+        for (auto& d : dead) {
+            d.committed();
+        }
+        std::vector<Staged> staged;
+        staged.push_back(stage(*box, 7, "", 1600000000, cu::mail("after the kill")));
+        auto t0 = std::chrono::steady_clock::now();
+        CHECK(commit(*box, staged, 42, 8) == std::vector<std::uint32_t>{7});
+        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(300));
+        CHECK_FALSE(fs::exists(lock));
+        CHECK_FALSE(fs::exists(dir + "/mailferry-uidlist.full"));
+        CHECK(count_files(dir + "/tmp") == 0);
+        auto v = view(srv, "Box");
+        REQUIRE(v.msgs.size() == 3);
+        CHECK(v.st.uidvalidity == 42);
+        CHECK(v.msgs[0].uid == 1);
+        CHECK(v.msgs[0].body.find("moved before the kill") != std::string::npos);
+        CHECK(v.msgs[1].uid == 2);
+        CHECK(v.msgs[1].body.find("still in tmp") != std::string::npos);
+        CHECK(v.msgs[2].uid == 7);
+
+        // Killed before it wrote anything ("held"): its lock just goes.
+        mft::write_file(lock, "", 0600);
+        REQUIRE(::link(lock.c_str(), (dir + "/mailferry-uidlist.held").c_str()) == 0);
+        staged.clear();
+        staged.push_back(stage(*box, 9, "", 1600000000, cu::mail("after an early kill")));
+        CHECK(commit(*box, staged, 42, 10) == std::vector<std::uint32_t>{9});
+        CHECK_FALSE(fs::exists(dir + "/mailferry-uidlist.held"));
+
+        // Marked as ours but its holder alive (the flock taken): not broken.
+        mft::write_file(lock, "", 0600);
+        REQUIRE(::link(lock.c_str(), (dir + "/mailferry-uidlist.held").c_str()) == 0);
+        int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        pid_t holder = ::fork();
+        if (holder == 0) {
+            ::flock(fd, LOCK_EX);
+            ::pause();
+            ::_exit(0);
+        }
+        ::close(fd);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        staged.clear();
+        staged.push_back(stage(*box, 11, "", 1600000000, cu::mail("waits")));
+        auto r = box->commit(staged, 42, 12);
+        ::kill(holder, SIGKILL);
+        ::waitpid(holder, nullptr, 0);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().temporary());
+        CHECK(fs::exists(lock));
+        // Its holder died now: the next commit takes over at once.
+        CHECK(commit(*box, staged, 42, 12) == std::vector<std::uint32_t>{11});
+        CHECK(view(srv, "Box").msgs.size() == 5);
     }
 
     SUBCASE("a stale lock is broken") {
