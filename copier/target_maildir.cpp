@@ -626,6 +626,9 @@ class Folder final : public MaildirFolder {
     [[nodiscard]] const std::string& path() const override { return dir_; }
 
     Result<MaildirBox> status() override {
+        if (auto r = settle_dead_writer(); !r) {
+            return r.error();
+        }
         auto u = read_uidlist(dir_);
         if (!u) {
             return u.error();
@@ -875,6 +878,9 @@ class Folder final : public MaildirFolder {
     }
 
     Result<std::map<std::uint32_t, std::string>> files(std::uint32_t from_uid) override {
+        if (auto r = settle_dead_writer(); !r) {
+            return r.error();
+        }
         auto u = read_uidlist(dir_);
         if (!u) {
             return u.error();
@@ -903,6 +909,21 @@ class Folder final : public MaildirFolder {
 
     static bool fresh(const UidList& u, const std::map<std::string, std::string>& files) {
         return files.empty() && (!u.exists || (u.next == 1 && u.by_uid.empty()));
+    }
+
+    // A writer of ours killed mid-commit leaves a marked lock; what the uidlist says is only
+    // true once its commit is finished or undone, which taking the lock does (recover()).
+    Result<void> settle_dead_writer() {
+        struct stat st {};
+        if (::stat((dir_ + "/" + kHeldLink).c_str(), &st) != 0 &&
+            ::stat((dir_ + "/" + kFullLink).c_str(), &st) != 0) {
+            return {};
+        }
+        auto lock = lock_uidlist();
+        if (!lock) {
+            return lock.error();
+        }
+        return {};
     }
 
     Result<DotLock> lock_uidlist() {
