@@ -255,17 +255,15 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
     if (!from.local.empty() || from.pop3) {
         return copy_local(from, to, opts, progress, cancel);
     }
-    auto state = State::open(opts.state_path);
-    if (!state) {
-        return state.error();
+    auto opened = State::open_account(opts.state_path, from.label(), to.label());
+    if (!opened) {
+        return opened.error();
     }
-    auto acct = (*state)->account(from.label(), to.label());
-    if (!acct) {
-        return acct.error();
-    }
+    State& state = *opened->state;
+    const AccountRow& acct = opened->account;
     SharedProgress shared;
     shared.fn = &progress;
-    CopyContext ctx(from, to, opts, **state, sum, shared, cancel);
+    CopyContext ctx(from, to, opts, state, sum, shared, cancel);
     if (auto r = ctx.ensure_src(); !r) {
         return r.error();
     }
@@ -274,14 +272,14 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
         return src_list.error();
     }
     const std::string list_digest = src_list->digest + "/" + options_digest(opts);
-    auto rows = ctx.state.folders(acct->id);
+    auto rows = ctx.state.folders(acct.id);
     if (!rows) {
         return rows.error();
     }
 
     // Quick check with what we knew last time.
     std::vector<std::string> scratch;
-    auto quick_plans = plan_folders(*src_list, nullptr, acct->dst_delim, opts, scratch);
+    auto quick_plans = plan_folders(*src_list, nullptr, acct.dst_delim, opts, scratch);
     auto status = status_all(*ctx.src, quick_plans);
     if (!status) {
         return status.error();
@@ -292,7 +290,7 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
         return rit != rows->end() && sit != status->end() && rit->second.dst_name == p.dst_wire &&
                unchanged(rit->second, sit->second);
     };
-    if (acct->list_digest == list_digest && acct->dst_delim != '\0') {
+    if (acct.list_digest == list_digest && acct.dst_delim != '\0') {
         bool all = true;
         for (const auto& p : quick_plans) {
             if (p.copy && !is_unchanged(p)) {
@@ -353,7 +351,7 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
                 work.push_back(&p);
                 continue;
             }
-            auto row = ctx.state.folder(acct->id, p.src.wire, p.dst_wire);
+            auto row = ctx.state.folder(acct.id, p.src.wire, p.dst_wire);
             if (!row) {
                 ctx.state.rollback();
                 return row.error();
@@ -408,7 +406,7 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
             if (p == nullptr) {
                 break;
             }
-            auto r = run_folder(wc, *p, acct->id, wcomplete);
+            auto r = run_folder(wc, *p, acct.id, wcomplete);
             if (!r) {
                 fatal = r.error();
                 stop = true;
@@ -461,7 +459,7 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
         return make_error("copy " + from.label(), "canceled", Scope::account, Retry::later);
     }
     if (complete && sum.skipped.empty()) {
-        if (auto r = ctx.state.set_account_list(acct->id, list_digest, dst_list->delim); !r) {
+        if (auto r = ctx.state.set_account_list(acct.id, list_digest, dst_list->delim); !r) {
             return r.error();
         }
     }

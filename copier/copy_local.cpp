@@ -193,17 +193,12 @@ class LocalFolder {
             return make_error("append to \"" + plan_.dst_utf8 + "\"", "name cannot be quoted",
                               Scope::folder);
         }
-        if (auto b = ctx_.state.begin(); !b) {
-            return b;
-        }
+        std::vector<MessageRow> intents;
         for (const auto* m : ms) {
-            if (auto r = ctx_.state.put_message(row_.id, intent(*m)); !r) {
-                ctx_.state.rollback();
-                return r;
-            }
+            intents.push_back(intent(*m));
         }
-        if (auto c = ctx_.state.commit(); !c) {
-            return c;
+        if (auto r = ctx_.state.put_messages(row_.id, intents); !r) {
+            return r;
         }
         imap::Client& dst = *ctx_.dst;
         std::string tag = dst.begin_command("APPEND " + *box);
@@ -249,23 +244,18 @@ class LocalFolder {
             uids = parse_uid_set(set, ms.size());
         }
         const bool known = uids.size() == ms.size();
-        if (auto b = ctx_.state.begin(); !b) {
-            return b;
-        }
         for (std::size_t i = 0; i < ms.size(); ++i) {
-            MessageRow row = intent(*ms[i]);
+            MessageRow& row = intents[i];
             row.state = known ? 1 : 2;
             row.dst_uid = known ? uids[i] : 0;
             row.digest = digests[i];
             row.flags = ms[i]->flags;
-            if (auto p = ctx_.state.put_message(row_.id, row); !p) {
-                ctx_.state.rollback();
-                return p;
-            }
-            rows_[row.src_uid] = row;
         }
-        if (auto c = ctx_.state.commit(); !c) {
-            return c;
+        if (auto r = ctx_.state.put_messages(row_.id, intents); !r) {
+            return r;
+        }
+        for (const auto& row : intents) {
+            rows_[row.src_uid] = row;
         }
         for (const auto* m : ms) {
             ++ctx_.summary.messages_copied;
@@ -332,9 +322,6 @@ class LocalFolder {
                 taken.insert(r.dst_uid);
             }
         }
-        if (auto b = ctx_.state.begin(); !b) {
-            return b;
-        }
         std::map<std::uint32_t, MessageRow> kept;
         for (const auto& m : c.messages) {
             auto old = rows_.find(m.uid);
@@ -374,18 +361,11 @@ class LocalFolder {
             kept[m.uid] = row;
             ++ctx_.summary.messages_recovered;
         }
-        if (auto r = ctx_.state.drop_messages(row_.id); !r) {
-            ctx_.state.rollback();
+        if (auto r = ctx_.state.replace_messages(row_.id, kept); !r) {
             return r;
         }
-        for (const auto& [uid, r] : kept) {
-            if (auto p = ctx_.state.put_message(row_.id, r); !p) {
-                ctx_.state.rollback();
-                return p;
-            }
-        }
         rows_ = std::move(kept);
-        return ctx_.state.commit();
+        return {};
     }
 
     Result<void> carry_flags(MessageRow& row, const source::Message& m) {
@@ -512,15 +492,13 @@ class LocalFolder {
 Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Options& opts,
                            const ProgressFn& progress, const std::atomic<bool>* cancel) {
     Summary sum;
-    auto state = State::open(opts.state_path);
-    if (!state) {
-        return state.error();
+    auto opened = State::open_account(opts.state_path, from.label(), to.label());
+    if (!opened) {
+        return opened.error();
     }
-    auto acct = (*state)->account(from.label(), to.label());
-    if (!acct) {
-        return acct.error();
-    }
-    auto src = open_source(from, opts, **state, acct->id);
+    State& state = *opened->state;
+    const AccountRow& acct = opened->account;
+    auto src = open_source(from, opts, state, acct.id);
     if (!src) {
         return src.error();
     }
@@ -532,7 +510,7 @@ Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Optio
     Listing list = source_listing(*folders, by_wire);
     SharedProgress shared;
     shared.fn = &progress;
-    CopyContext ctx(from, to, opts, **state, sum, shared, cancel);
+    CopyContext ctx(from, to, opts, state, sum, shared, cancel);
     if (auto r = ctx.ensure_dst(); !r) {
         return r.error();
     }
@@ -552,14 +530,14 @@ Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Optio
             }
             continue;
         }
-        auto row = ctx.state.folder(acct->id, p.src.wire, p.dst_wire);
+        auto row = ctx.state.folder(acct.id, p.src.wire, p.dst_wire);
         if (!row) {
             return row.error();
         }
         if (auto r = ctx.ensure_dst(); !r) {
             return r.error();
         }
-        LocalFolder lf(ctx, **src, *by_wire.at(p.src.wire), p, *row, acct->id);
+        LocalFolder lf(ctx, **src, *by_wire.at(p.src.wire), p, *row, acct.id);
         if (auto r = lf.run(); !r) {
             if (r.error().scope == Scope::folder) {
                 sum.skipped.push_back(Skipped{p.name, 0, 0, r.error().message()});

@@ -253,7 +253,7 @@ class MaildirFolderCopy {
         if (staged.empty()) {
             return {};
         }
-        if (auto r = put_rows(intents); !r) {
+        if (auto r = run_.state.put_messages(row_.id, intents); !r) {
             return r;
         }
         auto uids = dst_.commit(staged, keep_validity_, final ? keep_next_ : 0);
@@ -273,7 +273,7 @@ class MaildirFolderCopy {
             intents[i].state = 1;
             bytes += intents[i].size;
         }
-        if (auto r = put_rows(intents); !r) {
+        if (auto r = run_.state.put_messages(row_.id, intents); !r) {
             return r;
         }
         for (const auto& row : intents) {
@@ -292,19 +292,6 @@ class MaildirFolderCopy {
         }
         box_.next_uid = std::max(box_.next_uid, uids->empty() ? 0 : uids->back() + 1);
         return {};
-    }
-
-    Result<void> put_rows(const std::vector<MessageRow>& rows) {
-        if (auto b = run_.state.begin(); !b) {
-            return b;
-        }
-        for (const auto& row : rows) {
-            if (auto p = run_.state.put_message(row_.id, row); !p) {
-                run_.state.rollback();
-                return p;
-            }
-        }
-        return run_.state.commit();
     }
 
     // Maps source messages to target files with the same bytes: the open intents of a
@@ -395,21 +382,11 @@ class MaildirFolderCopy {
                 break;
             }
         }
-        if (auto b = run_.state.begin(); !b) {
-            return b;
-        }
-        if (auto r = run_.state.drop_messages(row_.id); !r) {
-            run_.state.rollback();
+        if (auto r = run_.state.replace_messages(row_.id, kept); !r) {
             return r;
         }
-        for (const auto& [uid, r] : kept) {
-            if (auto p = run_.state.put_message(row_.id, r); !p) {
-                run_.state.rollback();
-                return p;
-            }
-        }
         rows_ = std::move(kept);
-        return run_.state.commit();
+        return {};
     }
 
     Result<void> carry_flags(MessageRow& row, const source::Message& m) {
@@ -490,19 +467,17 @@ Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const 
                           Scope::config);
     }
     Summary sum;
-    auto state = State::open(opts.state_path);
-    if (!state) {
-        return state.error();
+    auto opened = State::open_account(opts.state_path, from.label(), to.label());
+    if (!opened) {
+        return opened.error();
     }
-    auto acct = (*state)->account(from.label(), to.label());
-    if (!acct) {
-        return acct.error();
-    }
+    State& state = *opened->state;
+    const AccountRow& acct = opened->account;
     auto tree = target::open_maildir_tree(to.local.substr(8), to.timeout);
     if (!tree) {
         return tree.error();
     }
-    auto src = open_source(from, opts, **state, acct->id);
+    auto src = open_source(from, opts, state, acct.id);
     if (!src) {
         return src.error();
     }
@@ -521,7 +496,7 @@ Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const 
     SharedProgress shared;
     shared.fn = &progress;
     shared.p.folders_total = plans.size();
-    AccountRun run{from, opts, **state, sum, shared, cancel, acct->id};
+    AccountRun run{from, opts, state, sum, shared, cancel, acct.id};
 
     std::set<std::string> unusable; // target folders that could not be created
     for (const auto& p : plans) {
@@ -544,7 +519,7 @@ Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const 
             continue;
         }
         sum.folders_created += p.dst_exists ? 0 : 1;
-        auto row = run.state.folder(acct->id, p.src.wire, p.dst_wire);
+        auto row = run.state.folder(acct.id, p.src.wire, p.dst_wire);
         if (!row) {
             return row.error();
         }

@@ -133,6 +133,50 @@ Result<sqlite3_stmt*> State::prepare(const char* sql) {
     return st;
 }
 
+Result<State::Opened> State::open_account(const std::string& path, const std::string& src,
+                                          const std::string& dst) {
+    auto state = open(path);
+    if (!state) {
+        return state.error();
+    }
+    auto acct = (*state)->account(src, dst);
+    if (!acct) {
+        return acct.error();
+    }
+    return Opened{std::move(*state), *acct};
+}
+
+Result<void> State::put_messages(std::int64_t folder, const std::vector<MessageRow>& rows) {
+    if (auto b = begin(); !b) {
+        return b;
+    }
+    for (const auto& row : rows) {
+        if (auto p = put_message(folder, row); !p) {
+            rollback();
+            return p;
+        }
+    }
+    return commit();
+}
+
+Result<void> State::replace_messages(std::int64_t folder,
+                                     const std::map<std::uint32_t, MessageRow>& rows) {
+    if (auto b = begin(); !b) {
+        return b;
+    }
+    if (auto r = drop_messages(folder); !r) {
+        rollback();
+        return r;
+    }
+    for (const auto& [uid, row] : rows) {
+        if (auto p = put_message(folder, row); !p) {
+            rollback();
+            return p;
+        }
+    }
+    return commit();
+}
+
 Result<void> State::begin() {
     if (in_tx_) {
         return {};

@@ -74,6 +74,11 @@ class State {
 
     static Result<std::unique_ptr<State>> open(const std::string& path);
 
+    struct Opened;
+    // The file at `path` and the account row of this source and target (Endpoint labels).
+    static Result<Opened> open_account(const std::string& path, const std::string& src,
+                                       const std::string& dst);
+
     Result<AccountRow> account(const std::string& src, const std::string& dst);
     Result<void> set_account_list(std::int64_t account, const std::string& digest, char delim);
 
@@ -88,6 +93,11 @@ class State {
     Result<void> set_flags(std::int64_t folder, std::uint32_t src_uid, const std::string& flags);
     Result<void> drop_message(std::int64_t folder, std::uint32_t src_uid);
     Result<void> drop_messages(std::int64_t folder);
+    // These rows, in one transaction (one fsync for a whole group).
+    Result<void> put_messages(std::int64_t folder, const std::vector<MessageRow>& rows);
+    // The folder's rows become exactly these, in one transaction.
+    Result<void> replace_messages(std::int64_t folder,
+                                  const std::map<std::uint32_t, MessageRow>& rows);
 
     // A stable UID for a source that has none (a POP3 UIDL, a Maildir base name): the same
     // key always gets the same UID in this account, a new key the next free one (UIDs are
@@ -110,6 +120,11 @@ class State {
     std::string path_;
     std::map<const char*, sqlite3_stmt*> stmts_;
     bool in_tx_ = false;
+};
+
+struct State::Opened {
+    std::unique_ptr<State> state;
+    AccountRow account;
 };
 
 // SHA-256 while streaming.

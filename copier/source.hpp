@@ -82,6 +82,10 @@ class Source {
 // Sorted, space-separated, no duplicates.
 std::string join_flags(std::vector<std::string> flags);
 
+// The pieces between the separators (an empty string gives one empty piece); the lines
+// and fields of local trees' metadata files.
+std::vector<std::string> split(std::string_view s, char sep);
+
 // A decimal number of at most 19 digits, nothing else (no sign, no spaces); the numbers in
 // file names and metadata files of local trees.
 std::optional<std::uint64_t> to_u64(std::string_view s);

@@ -23,6 +23,19 @@ std::string join_flags(std::vector<std::string> flags) {
     return out;
 }
 
+std::vector<std::string> split(std::string_view s, char sep) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (true) {
+        std::size_t pos = s.find(sep, start);
+        out.emplace_back(s.substr(start, pos == std::string_view::npos ? s.npos : pos - start));
+        if (pos == std::string_view::npos) {
+            return out;
+        }
+        start = pos + 1;
+    }
+}
+
 std::optional<std::uint64_t> to_u64(std::string_view s) {
     if (s.empty() || s.size() > 19) {
         return std::nullopt;

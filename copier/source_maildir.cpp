@@ -25,19 +25,6 @@ bool is_maildir(const fs::path& p) {
     return fs::is_directory(p / "cur", ec);
 }
 
-std::vector<std::string> split(std::string_view s, char sep) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (true) {
-        std::size_t pos = s.find(sep, start);
-        out.emplace_back(s.substr(start, pos == std::string_view::npos ? s.npos : pos - start));
-        if (pos == std::string_view::npos) {
-            return out;
-        }
-        start = pos + 1;
-    }
-}
-
 std::optional<std::string> read_small(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     if (!in) {

@@ -56,6 +56,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using source::split;
 
 // Dovecot breaks a uidlist dotlock whose mtime is this old; so do we, and no older one.
 constexpr auto kStaleLock = std::chrono::seconds(120);
@@ -220,19 +221,6 @@ Result<std::optional<std::string>> read_optional(const std::string& path, Scope 
         return e;
     }
     return std::optional<std::string>(std::move(*text));
-}
-
-std::vector<std::string> split(std::string_view s, char sep) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (true) {
-        std::size_t pos = s.find(sep, start);
-        out.emplace_back(s.substr(start, pos == std::string_view::npos ? s.npos : pos - start));
-        if (pos == std::string_view::npos) {
-            return out;
-        }
-        start = pos + 1;
-    }
 }
 
 std::string base_of(std::string_view name) {
@@ -626,22 +614,16 @@ class Folder final : public MaildirFolder {
     [[nodiscard]] const std::string& path() const override { return dir_; }
 
     Result<MaildirBox> status() override {
-        if (auto r = settle_dead_writer(); !r) {
-            return r.error();
+        auto now = settled_view();
+        if (!now) {
+            return now.error();
         }
-        auto u = read_uidlist(dir_);
-        if (!u) {
-            return u.error();
-        }
-        auto files = list_messages(dir_);
-        if (!files) {
-            return files.error();
-        }
+        const auto& [u, files] = *now;
         MaildirBox box;
-        box.uidvalidity = u->uidvalidity;
-        box.next_uid = static_cast<std::uint32_t>(std::min<std::uint64_t>(u->next, kMaxUid + 1));
-        box.messages = static_cast<std::uint32_t>(files->size());
-        box.fresh = fresh(*u, *files);
+        box.uidvalidity = u.uidvalidity;
+        box.next_uid = static_cast<std::uint32_t>(std::min<std::uint64_t>(u.next, kMaxUid + 1));
+        box.messages = static_cast<std::uint32_t>(files.size());
+        box.fresh = fresh(u, files);
         return box;
     }
 
@@ -878,23 +860,17 @@ class Folder final : public MaildirFolder {
     }
 
     Result<std::map<std::uint32_t, std::string>> files(std::uint32_t from_uid) override {
-        if (auto r = settle_dead_writer(); !r) {
-            return r.error();
+        auto now = settled_view();
+        if (!now) {
+            return now.error();
         }
-        auto u = read_uidlist(dir_);
-        if (!u) {
-            return u.error();
-        }
-        auto files = list_messages(dir_);
-        if (!files) {
-            return files.error();
-        }
+        const auto& [u, files] = *now;
         std::map<std::string, std::string> by_base;
-        for (const auto& [name, sub] : *files) {
+        for (const auto& [name, sub] : files) {
             by_base.emplace(base_of(name), dir_ + "/" + sub + "/" + name);
         }
         std::map<std::uint32_t, std::string> out;
-        for (auto it = u->by_uid.lower_bound(from_uid); it != u->by_uid.end(); ++it) {
+        for (auto it = u.by_uid.lower_bound(from_uid); it != u.by_uid.end(); ++it) {
             if (auto f = by_base.find(it->second); f != by_base.end()) {
                 out.emplace(it->first, f->second);
             }
@@ -909,6 +885,23 @@ class Folder final : public MaildirFolder {
 
     static bool fresh(const UidList& u, const std::map<std::string, std::string>& files) {
         return files.empty() && (!u.exists || (u.next == 1 && u.by_uid.empty()));
+    }
+
+    // The uidlist and the message files (name → cur or new) once a dead writer's commit
+    // is settled: what status() and files() report.
+    Result<std::pair<UidList, std::map<std::string, std::string>>> settled_view() {
+        if (auto r = settle_dead_writer(); !r) {
+            return r.error();
+        }
+        auto u = read_uidlist(dir_);
+        if (!u) {
+            return u.error();
+        }
+        auto files = list_messages(dir_);
+        if (!files) {
+            return files.error();
+        }
+        return std::pair(std::move(*u), std::move(*files));
     }
 
     // A writer of ours killed mid-commit leaves a marked lock; what the uidlist says is only

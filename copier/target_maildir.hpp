@@ -121,9 +121,8 @@ class MaildirFolder {
     // renames the files into cur/; writes the uidlist. Returns the UIDs, in the order of
     // `staged`. All or nothing: if it fails, no message is in cur/ (the staged
     // files stay in tmp/ for the caller's Staged objects to remove).
-    virtual Result<std::vector<std::uint32_t>> commit(std::vector<Staged>& staged,
-                                                      std::uint32_t uidvalidity,
-                                                      std::uint32_t min_next) = 0;
+    virtual Result<std::vector<std::uint32_t>>
+    commit(std::vector<Staged>& staged, std::uint32_t uidvalidity, std::uint32_t min_next) = 0;
 
     // Replaces the flags of the message with this UID (renames its file, adding keywords to
     // dovecot-keywords as needed), under the lock. A UID not in the folder fails (scope
@@ -159,8 +158,7 @@ class MaildirTree {
     // The folder with this wire name; created (with cur/ new/ tmp/ and maildirfolder) when
     // `create`. A name Dovecot's Maildir++ cannot hold (a level that is empty, "." or "..",
     // contains '/', or starts with '~') fails with scope folder.
-    virtual Result<std::unique_ptr<MaildirFolder>> folder(const std::string& wire,
-                                                          bool create) = 0;
+    virtual Result<std::unique_ptr<MaildirFolder>> folder(const std::string& wire, bool create) = 0;
 };
 
 // Opens the tree at `root`, creating the root (cur/ new/ tmp/, mode 0700, owned — when

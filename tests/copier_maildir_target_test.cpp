@@ -14,16 +14,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <fcntl.h>
 #include <filesystem>
 #include <pwd.h>
 #include <set>
 #include <sstream>
-#include <csignal>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <thread>
 
 namespace {
