@@ -117,18 +117,7 @@ class LocalFolder {
         if (auto r = flush_group(); !r) {
             return r;
         }
-        row_.complete = true;
-        if (auto r = ctx_.state.update_folder(row_); !r) {
-            return r;
-        }
-        if (ctx_.opts.pop3_delete) {
-            auto n = delete_copied(src_, f_, *contents, rows_);
-            if (!n) {
-                return n.error();
-            }
-            ctx_.summary.messages_deleted_at_source += *n;
-        }
-        return {};
+        return finish_folder(ctx_.state, row_, ctx_.opts, src_, f_, *contents, rows_, ctx_.summary);
     }
 
   private:

@@ -191,18 +191,7 @@ class MaildirFolderCopy {
                 group_bytes = 0;
             }
         }
-        row_.complete = true;
-        if (auto r = run_.state.update_folder(row_); !r) {
-            return r;
-        }
-        if (run_.opts.pop3_delete) {
-            auto n = delete_copied(src_, f_, *contents, rows_);
-            if (!n) {
-                return n.error();
-            }
-            run_.sum.messages_deleted_at_source += *n;
-        }
-        return {};
+        return finish_folder(run_.state, row_, run_.opts, src_, f_, *contents, rows_, run_.sum);
     }
 
   private:

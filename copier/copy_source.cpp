@@ -96,9 +96,16 @@ bool outside_dates(const Filters& f, const source::Message& m) {
     return m.when && ((f.after && *m.when < *f.after) || (f.before && *m.when >= *f.before));
 }
 
-Result<std::size_t> delete_copied(source::Source& src, const source::Folder& f,
-                                  const source::FolderContents& c,
-                                  const std::map<std::uint32_t, MessageRow>& rows) {
+Result<void> finish_folder(State& state, FolderRow& row, const Options& opts, source::Source& src,
+                           const source::Folder& f, const source::FolderContents& c,
+                           const std::map<std::uint32_t, MessageRow>& rows, Summary& sum) {
+    row.complete = true;
+    if (auto r = state.update_folder(row); !r) {
+        return r;
+    }
+    if (!opts.pop3_delete) {
+        return {};
+    }
     std::vector<source::Message> copied;
     for (const auto& m : c.messages) {
         auto it = rows.find(m.uid);
@@ -107,9 +114,14 @@ Result<std::size_t> delete_copied(source::Source& src, const source::Folder& f,
         }
     }
     if (copied.empty()) {
-        return std::size_t{0};
+        return {};
     }
-    return src.remove(f, copied);
+    auto n = src.remove(f, copied);
+    if (!n) {
+        return n.error();
+    }
+    sum.messages_deleted_at_source += *n;
+    return {};
 }
 
 } // namespace mf::copy::detail

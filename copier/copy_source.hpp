@@ -37,10 +37,11 @@ Result<void> assign_stable_uids(State& state, std::int64_t account, const Folder
 // Outside Filters::after / before (a message without a date is never filtered).
 bool outside_dates(const Filters& f, const source::Message& m);
 
-// Options::pop3_delete: deletes from the source the messages whose row is done with a
-// target UID — never one whose store may or may not have happened. Returns how many.
-Result<std::size_t> delete_copied(source::Source& src, const source::Folder& f,
-                                  const source::FolderContents& c,
-                                  const std::map<std::uint32_t, MessageRow>& rows);
+// A folder copied to the end: marked complete in the state file, and with
+// Options::pop3_delete the messages whose row is done with a target UID deleted from the
+// source (never one whose store may or may not have happened; counted in the summary).
+Result<void> finish_folder(State& state, FolderRow& row, const Options& opts, source::Source& src,
+                           const source::Folder& f, const source::FolderContents& c,
+                           const std::map<std::uint32_t, MessageRow>& rows, Summary& sum);
 
 } // namespace mf::copy::detail

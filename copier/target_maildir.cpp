@@ -709,15 +709,13 @@ class Folder final : public MaildirFolder {
         if (!lock) {
             return lock.error();
         }
-        auto u = read_uidlist(dir_);
-        if (!u) {
-            return u.error();
+        auto now = view();
+        if (!now) {
+            return now.error();
         }
-        auto files = list_messages(dir_);
-        if (!files) {
-            return files.error();
-        }
-        const bool adopt = uidvalidity != 0 && fresh(*u, *files);
+        auto& [uidlist, files] = *now;
+        UidList* u = &uidlist;
+        const bool adopt = uidvalidity != 0 && fresh(*u, files);
         if (adopt) {
             u->uidvalidity = uidvalidity;
             u->next = 1;
@@ -893,6 +891,10 @@ class Folder final : public MaildirFolder {
         if (auto r = settle_dead_writer(); !r) {
             return r.error();
         }
+        return view();
+    }
+
+    Result<std::pair<UidList, std::map<std::string, std::string>>> view() {
         auto u = read_uidlist(dir_);
         if (!u) {
             return u.error();

@@ -23,7 +23,13 @@
 // A folder that never held a message ("fresh": no uidlist, or one with next UID 1 and no
 // entries, and no files in cur/ new/) takes the source's UIDVALIDITY; then every message
 // whose wanted UID is at least the folder's next UID keeps it. Any other message gets the
-// next UID, as a delivery would.
+// next UID, as a delivery would. The price: a Dovecot session that has the empty folder
+// selected at that moment is disconnected ("view is now inconsistent", logged as an
+// error) and its client reconnects; nothing is lost (the folder was empty), and every
+// other device of the user then finds the UIDs it cached from the old server.
+// A writer of ours killed inside commit() leaves the lock, marked as ours; the next of ours
+// (status(), files(), commit()) finishes or undoes that commit at once. Until then Dovecot
+// waits for the lock, up to two minutes.
 //
 // Files and directories created get the permissions of the root directory (files without
 // x bits), and, when running as root, its owner — as Dovecot does for its own files.

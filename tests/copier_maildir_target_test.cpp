@@ -632,7 +632,11 @@ TEST_CASE("Dovecot delivering (doveadm save, IMAP APPEND) while the target commi
     constexpr int kRounds = 60;
     constexpr int kPerRound = 3;
     std::atomic<bool> failed{false};
+    std::atomic<bool> first_done{false};
     std::thread deliver([&] {
+        while (!first_done) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
         for (int i = 0; i < kDelivered; ++i) {
             try {
                 srv.save_message(kUser, "Busy", cu::mail("dovecot-" + std::to_string(i)));
@@ -642,9 +646,14 @@ TEST_CASE("Dovecot delivering (doveadm save, IMAP APPEND) while the target commi
         }
     });
     // An IMAP session with the folder selected appends too, and so syncs it in-process
-    // between our commits.
+    // between our commits. Both start after our first commit: a session that had the folder
+    // selected before it would be thrown out when the fresh folder takes our UIDVALIDITY
+    // (target_maildir.hpp).
     constexpr int kAppended = 150;
     std::thread append([&] {
+        while (!first_done) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
         try {
             auto c = cu::login(srv.imap_port(), kUser, kPw);
             if (!mf::copy::detail::select_box(*c, "Busy", false, false)) {
@@ -676,6 +685,7 @@ TEST_CASE("Dovecot delivering (doveadm save, IMAP APPEND) while the target commi
             staged.push_back(stage(*busy, want, "\\Seen", 1600000000 + round, bodies.back()));
         }
         auto uids = commit(*busy, staged, 31337, 1);
+        first_done = true;
         for (int k = 0; k < kPerRound; ++k) {
             CHECK(
                 ours.emplace(uids[static_cast<std::size_t>(k)], bodies[static_cast<std::size_t>(k)])
