@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # run.py — the copy benchmark: mailferry-copy against mbsync, `doveadm backup` (imapc) and
 # a raw pipelined FETCH→APPEND ceiling, on one corpus, in one run, between two loopback
-# Dovecots. Not a test: it measures, prints a table with ratios and writes
+# Dovecots; and mailferry-copy writing the target's Maildir directly (--to maildir:), against
+# doveadm backup, which does the same. Not a test: it measures, prints a table with ratios and writes
 # bench/results/copy-<stamp>.{txt,json}.
 #
 #   bench/copy/run.py --build build-release [--messages 10000] [--big 20] [--work DIR]
@@ -164,6 +165,15 @@ def tools(a, env, work, ds):
     one[one.index(os.path.join(work, f"mf-{ds}.db"))] = os.path.join(work, f"mf1-{ds}.db")
     t["mailferry-copy -c1"] = {"user": f"mf1-{ds}@dst.example", "cmd": one + ["--connections", "1"],
                                "rerun": True}
+    # Into the target's Maildir directly, like doveadm backup below (which writes the
+    # target's storage, not IMAP): the like-for-like peer of this row.
+    t["mailferry-copy →maildir"] = {
+        "user": f"mfmt-{ds}@dst.example",
+        "cmd": [mf, "--from", f"imap+plain://{src_user}@127.0.0.1:{sp}",
+                "--from-password-file", env["SRC_PW_FILE"],
+                "--to", "maildir:" + os.path.join(work, "dst", "mail", f"mfmt-{ds}@dst.example"),
+                "--state", os.path.join(work, f"mfmt-{ds}.db"), "--quiet"],
+        "rerun": True}
     rc = os.path.join(work, f"mbsync-{ds}.rc")
     state = os.path.join(work, f"mbsync-{ds}-state") + "/"
     os.makedirs(state, exist_ok=True)
@@ -297,7 +307,8 @@ def main():
     try:
         for ds, n, big in datasets:
             add_user(os.path.join(a.work, "src"), f"{ds}@src.example", src_pw)
-            for p in ("raw", "mf", "mf1", "mbsync", "dsync", "mfmd", "dsmd", "mfpop", "dspop"):
+            for p in ("raw", "mf", "mf1", "mfmt", "mbsync", "dsync", "mfmd", "dsmd", "mfpop",
+                      "dspop"):
                 add_user(os.path.join(a.work, "dst"), f"{p}-{ds}@dst.example", dst_pw)
             md = os.path.join(a.work, "src", "mail", f"{ds}@src.example")
             g = sh([sys.executable, os.path.join(HERE, "gen_corpus.py"), "--maildir", md,
@@ -333,7 +344,7 @@ def main():
                        "noop_seconds": noop, "verify": verdict, "verify_detail": detail,
                        "exit": rc}
                 rows.append(row)
-                print(f"  {name:23s} {secs:7.2f} s  {row['msgs_per_s']:8.0f} msg/s "
+                print(f"  {name:25s} {secs:7.2f} s  {row['msgs_per_s']:8.0f} msg/s "
                       f"{row['mb_per_s']:7.1f} MB/s  RSS {rss / 1024:6.1f} MB  "
                       f"no-op {('%.3f s' % noop) if noop is not None else 'n/a':>9s}  {verdict}",
                       flush=True)
@@ -350,12 +361,12 @@ def main():
         info = meta["datasets"][ds]
         lines.append(f"{ds}: {info['messages']} messages, {info['bytes'] / 1e6:.1f} MB, "
                      f"{info['folders']} folders")
-        lines.append(f"  {'tool':24s}{'seconds':>9s}{'msgs/s':>9s}{'MB/s':>8s}{'peak RSS':>10s}"
+        lines.append(f"  {'tool':25s}{'seconds':>9s}{'msgs/s':>9s}{'MB/s':>8s}{'peak RSS':>10s}"
                      f"{'no-op s':>9s}  verify")
         by = {r["tool"]: r for r in rows if r["dataset"] == ds}
         for r in by.values():
             noop = f"{r['noop_seconds']:.3f}" if r["noop_seconds"] is not None else "n/a"
-            lines.append(f"  {r['tool']:24s}{r['seconds']:9.2f}{r['msgs_per_s']:9.0f}"
+            lines.append(f"  {r['tool']:25s}{r['seconds']:9.2f}{r['msgs_per_s']:9.0f}"
                          f"{r['mb_per_s']:8.1f}{r['rss_kb'] / 1024:9.1f}M{noop:>9s}  {r['verify']}")
         mf = by.get("mailferry-copy")
         if mf:
@@ -363,7 +374,8 @@ def main():
                 if other in by:
                     lines.append(f"  mailferry-copy / {other}: "
                                  f"{by[other]['seconds'] / mf['seconds']:.2f}x speed")
-        for ours, peer in (("mailferry-copy maildir", "doveadm backup maildir"),
+        for ours, peer in (("mailferry-copy →maildir", "doveadm backup"),
+                           ("mailferry-copy maildir", "doveadm backup maildir"),
                            ("mailferry-copy pop3", "doveadm backup pop3c")):
             if ours in by and peer in by:
                 lines.append(f"  {ours} / {peer}: "
