@@ -802,47 +802,44 @@ class MboxSource final : public Source {
     }
 
     // Dovecot's `.subscriptions` (version 2: "V\t2", then names with TAB between levels;
-    // version 1: one name a line, '/' between levels).
+    // version 1: one name a line, '/' between levels) and UW-IMAP's `.mailboxlist` (one
+    // name a line, '/' between levels, relative to the home directory: in the tree's
+    // parent, names of this tree start with its directory name, "mail/Sent").
     [[nodiscard]] std::set<std::string> subscriptions() const {
         std::set<std::string> out;
-        auto text = read_small(fs::path(root_) / ".subscriptions");
+        const fs::path root(root_);
+        add_subscriptions(read_small(root / ".subscriptions"), "", out);
+        add_subscriptions(read_small(root / ".mailboxlist"), "", out);
+        add_subscriptions(read_small(root.parent_path() / ".mailboxlist"),
+                          root.filename().string() + "/", out);
+        return out;
+    }
+
+    // Names under `prefix` (which is cut off); every name when it is empty.
+    static void add_subscriptions(const std::optional<std::string>& text,
+                                  const std::string& prefix, std::set<std::string>& out) {
         if (!text) {
-            return out;
+            return;
         }
-        std::vector<std::string> lines;
-        std::size_t start = 0;
-        while (start <= text->size()) {
-            auto nl = text->find('\n', start);
-            lines.push_back(text->substr(start, nl == std::string::npos ? nl : nl - start));
-            if (nl == std::string::npos) {
-                break;
-            }
-            start = nl + 1;
-        }
-        bool v2 = !lines.empty() && lines[0].rfind("V\t", 0) == 0;
+        auto lines = split(*text, '\n');
+        const bool v2 = lines[0].rfind("V\t", 0) == 0;
         for (std::size_t i = v2 ? 1 : 0; i < lines.size(); ++i) {
-            if (lines[i].empty()) {
+            std::string_view line = lines[i];
+            if (line.empty() || line.rfind(prefix, 0) != 0) {
                 continue;
             }
+            line.remove_prefix(prefix.size());
             std::string name;
-            std::size_t s = 0;
-            char sep = v2 ? '\t' : '/';
-            while (true) {
-                auto e = lines[i].find(sep, s);
+            for (const auto& level : split(line, v2 ? '\t' : '/')) {
                 // Appended piece by piece: GCC 12's -Wrestrict misfires on
                 // `"literal" + std::string&&` at -O2 (GCC bug 105651).
                 if (!name.empty()) {
                     name += '/';
                 }
-                name += decode_name(lines[i].substr(s, e == std::string::npos ? e : e - s));
-                if (e == std::string::npos) {
-                    break;
-                }
-                s = e + 1;
+                name += decode_name(level);
             }
             out.insert(name);
         }
-        return out;
     }
 
     std::string spec_;

@@ -6,7 +6,9 @@
 // below it is a folder named by its relative path (levels in modified UTF-7, decoded), every
 // directory a \Noselect parent; names starting with '.' (.imap/, .subscriptions) and
 // dotlock files (*.lock) are skipped. INBOX is FILE when given, else PATH/inbox, else
-// PATH/INBOX (that file is then not listed again). Subscriptions from PATH/.subscriptions.
+// PATH/INBOX (that file is then not listed again). Subscriptions from PATH/.subscriptions
+// (Dovecot) and UW-IMAP's .mailboxlist in PATH or in its parent (the home directory; there
+// only names below PATH's directory name count: "mail/Sent" for PATH ~/mail).
 //
 // Splitting, as Dovecot's raw mbox stream does: the file starts with a From_ line; a message
 // ends before the line break that precedes the next line "From <sender> <asctime date>"

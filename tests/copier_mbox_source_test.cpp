@@ -351,3 +351,34 @@ TEST_CASE("local From_ dates, declared and undeclared keywords, X-UIDs, as Dovec
     }
     ::tzset();
 }
+
+TEST_CASE("UW-IMAP's .mailboxlist: subscriptions in the tree or in the home above it") {
+    mft::TempDir tmp("mboxsrc-uw");
+    const std::string home = tmp.path();
+    const std::string mail = home + "/mail";
+    std::filesystem::create_directories(mail + "/lists");
+    const std::string msg = "From a@x Mon Jan  1 10:00:00 2024\nSubject: uw\n\nx\n\n";
+    for (const char* f : {"/Sent", "/lists/dev", "/Drafts"}) {
+        mft::write_file(mail + f, msg, 0600);
+    }
+    // UW-IMAP names folders relative to the home directory; entries outside mail/ are not
+    // this tree's and a name that is no folder stays out.
+    mft::write_file(home + "/.mailboxlist", "mail/Sent\nmail/lists/dev\nnews/x\nmail/gone\n", 0600);
+    auto subscribed = [&] {
+        auto s = src::open_mbox(mail, src::MboxQuoting::none);
+        auto folders = s->folders();
+        REQUIRE(folders);
+        std::set<std::string> out;
+        for (const auto& f : *folders) {
+            if (f.subscribed) {
+                out.insert(f.name());
+            }
+        }
+        return out;
+    };
+    CHECK(subscribed() == std::set<std::string>{"Sent", "lists/dev"});
+    // The same file kept in the tree itself names folders relative to it.
+    std::filesystem::remove(home + "/.mailboxlist");
+    mft::write_file(mail + "/.mailboxlist", "Drafts\n", 0600);
+    CHECK(subscribed() == std::set<std::string>{"Drafts"});
+}
