@@ -469,6 +469,48 @@ Result<std::uint32_t> State::uid_for_key(std::int64_t account, const std::string
     return uid_for_key(account, key);
 }
 
+Result<std::uint32_t> State::peek_uid_for_key(std::int64_t account, const std::string& key) {
+    auto known = peeked_.find({account, key});
+    if (known != peeked_.end()) {
+        return known->second;
+    }
+    static const char* get = "SELECT uid FROM copy_source_key WHERE account = ? AND key = ?";
+    auto q = prepare(get);
+    if (!q) {
+        return q.error();
+    }
+    sqlite3_bind_int64(*q, 1, account);
+    sqlite3_bind_text(*q, 2, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(*q);
+    if (rc == SQLITE_ROW) {
+        auto uid = static_cast<std::uint32_t>(sqlite3_column_int64(*q, 0));
+        sqlite3_reset(*q);
+        return uid;
+    }
+    sqlite3_reset(*q);
+    if (rc != SQLITE_DONE) {
+        return db_error("read source key");
+    }
+    auto next = peek_next_.find(account);
+    if (next == peek_next_.end()) {
+        static const char* max =
+            "SELECT COALESCE(MAX(uid), 0) FROM copy_source_key WHERE account = ?";
+        auto m = prepare(max);
+        if (!m) {
+            return m.error();
+        }
+        sqlite3_bind_int64(*m, 1, account);
+        if (sqlite3_step(*m) != SQLITE_ROW) {
+            sqlite3_reset(*m);
+            return db_error("read highest source key UID");
+        }
+        auto top = static_cast<std::uint32_t>(sqlite3_column_int64(*m, 0));
+        sqlite3_reset(*m);
+        next = peek_next_.emplace(account, top).first;
+    }
+    return peeked_[{account, key}] = ++next->second;
+}
+
 // ---- Hasher -----------------------------------------------------------------------------
 
 Hasher::Hasher() : ctx_(EVP_MD_CTX_new()) {

@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct sqlite3;
@@ -93,6 +94,10 @@ class State {
     // key always gets the same UID in this account, a new key the next free one (UIDs are
     // never reused, so callers that key by folder too get unique UIDs per folder).
     Result<std::uint32_t> uid_for_key(std::int64_t account, const std::string& key);
+    // uid_for_key() for a reader that must not write (verify): a key never seen gets the
+    // UIDs uid_for_key() would give next, remembered in this object only — above every
+    // UID given out, so no row of the state file can match it.
+    Result<std::uint32_t> peek_uid_for_key(std::int64_t account, const std::string& key);
 
     Result<void> begin();
     Result<void> commit();
@@ -110,6 +115,8 @@ class State {
     std::string path_;
     std::map<const char*, sqlite3_stmt*> stmts_;
     bool in_tx_ = false;
+    std::map<std::pair<std::int64_t, std::string>, std::uint32_t> peeked_;
+    std::map<std::int64_t, std::uint32_t> peek_next_; // highest UID peeked, per account
 };
 
 // SHA-256 while streaming.
