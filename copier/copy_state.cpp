@@ -106,6 +106,21 @@ Result<std::unique_ptr<State>> State::open(const std::string& path) {
     return s;
 }
 
+Result<std::unique_ptr<State>> State::open_read_only(const std::string& path) {
+    std::unique_ptr<State> s(new State());
+    s->path_ = path;
+    if (::access(path.c_str(), F_OK) != 0) {
+        return make_error("open state file " + path, errno_text(errno), Scope::config,
+                          Retry::never);
+    }
+    if (sqlite3_open_v2(path.c_str(), &s->db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+        return s->db_error("open read-only");
+    }
+    sqlite3_busy_timeout(s->db_, 10000);
+    return s;
+}
+
 Result<void> State::exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -201,6 +216,33 @@ Result<AccountRow> State::account(const std::string& src, const std::string& dst
     a.dst_delim = static_cast<char>(sqlite3_column_int(*q, 2));
     sqlite3_reset(*q);
     return a;
+}
+
+Result<std::optional<AccountRow>> State::find_account(const std::string& src,
+                                                      const std::string& dst) {
+    static const char* sel =
+        "SELECT id, list_digest, dst_delim FROM copy_account WHERE src = ? AND dst = ?";
+    auto q = prepare(sel);
+    if (!q) {
+        return q.error();
+    }
+    sqlite3_bind_text(*q, 1, src.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(*q, 2, dst.c_str(), -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(*q);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(*q);
+        return std::optional<AccountRow>{};
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(*q);
+        return db_error("select account");
+    }
+    AccountRow a;
+    a.id = sqlite3_column_int64(*q, 0);
+    a.list_digest = col_text(*q, 1);
+    a.dst_delim = static_cast<char>(sqlite3_column_int(*q, 2));
+    sqlite3_reset(*q);
+    return std::optional<AccountRow>{a};
 }
 
 Result<void> State::set_account_list(std::int64_t account, const std::string& digest, char delim) {

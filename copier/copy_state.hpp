@@ -74,8 +74,13 @@ class State {
     State& operator=(const State&) = delete;
 
     static Result<std::unique_ptr<State>> open(const std::string& path);
+    // For a reader that must leave the file as it is (verify): nothing created, no schema
+    // or pragma written; a file that does not exist fails (Scope::config). Writes fail.
+    static Result<std::unique_ptr<State>> open_read_only(const std::string& path);
 
     Result<AccountRow> account(const std::string& src, const std::string& dst);
+    // account() without creating the row: nullopt when nothing was copied for this pair.
+    Result<std::optional<AccountRow>> find_account(const std::string& src, const std::string& dst);
     Result<void> set_account_list(std::int64_t account, const std::string& digest, char delim);
 
     Result<std::map<std::string, FolderRow>> folders(std::int64_t account); // by src_name

@@ -8,8 +8,8 @@
 // folder rows give the target folder each source folder went to, so a target is never
 // listed through the copier's writer (target_maildir.hpp creates what it opens).
 //
-// Must never: change either side or the state file's map (keyed sources are numbered with
-// State::peek_uid_for_key), or hold a whole message in memory.
+// Must never: change either side or the state file (opened read-only; keyed sources are
+// numbered with State::peek_uid_for_key), or hold a whole message in memory.
 #include "copy_folder.hpp"
 #include "copy_source.hpp"
 #include "mutf7.hpp"
@@ -69,19 +69,21 @@ Result<std::map<std::string, source::Folder>> target_folders(source::Source& dst
 Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, const Options& opts,
                                     const ProgressFn& progress, const std::atomic<bool>* cancel) {
     VerifyReport rep;
-    auto state = State::open(opts.state_path);
+    auto state = State::open_read_only(opts.state_path);
     if (!state) {
         return state.error();
     }
-    auto acct = (*state)->account(from.label(), to.label());
+    auto acct = (*state)->find_account(from.label(), to.label());
     if (!acct) {
         return acct.error();
     }
-    auto folder_rows = (*state)->folders(acct->id);
+    // No row: nothing was copied for this pair, so every message is "missing".
+    const std::int64_t account = *acct ? (*acct)->id : -1;
+    auto folder_rows = (*state)->folders(account);
     if (!folder_rows) {
         return folder_rows.error();
     }
-    auto src = open_source(from, opts, **state, acct->id, true);
+    auto src = open_source(from, opts, **state, account, true);
     if (!src) {
         return src.error();
     }
@@ -137,7 +139,7 @@ Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, co
         if (!s_all) {
             return s_all.error();
         }
-        if (auto r = assign_stable_uids(**state, acct->id, p, *s_all, true); !r) {
+        if (auto r = assign_stable_uids(**state, account, p, *s_all, true); !r) {
             return r.error();
         }
         std::map<std::uint32_t, MessageRow> rows;

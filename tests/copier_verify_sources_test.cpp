@@ -5,8 +5,8 @@
 // damage on the target is found for what it is (flags changed, a message expunged, one
 // delivered there is "extra" and no failure, a byte changed on disk is "sha256"); POP3's
 // missing flags and dates are no mismatch; mail that arrived after the copy is "missing"
-// and verify writes no UID for it into the state file; mailferry-copy --verify exits 0 on
-// a good copy and 1 with a mismatch, with a JSON report.
+// and verify leaves the state file as it was (a missing one is an error, not created);
+// mailferry-copy --verify exits 0 on a good copy and 1 with a mismatch, with a JSON report.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -133,6 +133,7 @@ TEST_CASE("Maildir source → IMAP target: clean, then flags, missing and extra 
     // Arrived at the old server after the copy, not yet in its dovecot-uidlist.
     cu::put(src, kSrcUser, "Sent", cu::mail("late"), "S");
     const auto keys = source_keys(opts.state_path);
+    const std::string db_before = mft::read_file(opts.state_path);
 
     auto bad = verify(from, to, opts);
     CHECK_FALSE(bad.ok());
@@ -155,6 +156,14 @@ TEST_CASE("Maildir source → IMAP target: clean, then flags, missing and extra 
     }
     // Verify numbered the late message without writing it down.
     CHECK(source_keys(opts.state_path) == keys);
+    CHECK(mft::read_file(opts.state_path) == db_before);
+
+    // A state file that is not there is an error, not one created.
+    auto none = mf::copy::verify_account(from, to, options(tmp, "none.db"));
+    REQUIRE_FALSE(none);
+    CHECK(none.error().scope == mf::Scope::config);
+    CHECK(none.error().message().find("none.db") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(tmp.file("none.db")));
 
     // Only "extra" left once the copy has run again and the flags were carried back.
     doveadm(dst, {"flags", "remove", "-u", kDstUser, "\\Flagged", "mailbox", "INBOX", "uid", "1"});
