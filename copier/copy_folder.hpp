@@ -99,6 +99,9 @@ Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Optio
 // copy_account() to a Maildir of ours (Endpoint::local = "maildir:/path"; copy_maildir.cpp).
 Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const Options& opts,
                                 const ProgressFn& progress, const std::atomic<bool>* cancel);
+// verify_account() when the source or the target is not IMAP (copy_verify_sources.cpp).
+Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, const Options& opts,
+                                    const ProgressFn& progress, const std::atomic<bool>* cancel);
 } // namespace mf::copy
 
 namespace mf::copy::detail {

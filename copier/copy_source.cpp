@@ -12,10 +12,12 @@
 namespace mf::copy::detail {
 
 Result<std::unique_ptr<source::Source>> open_source(const Endpoint& from, const Options& opts,
-                                                    State& state, std::int64_t account) {
+                                                    State& state, std::int64_t account,
+                                                    bool read_only) {
     if (from.pop3) {
-        return source::open_pop3(from, [&state, account](const std::string& key) {
-            return state.uid_for_key(account, key);
+        return source::open_pop3(from, [&state, account, read_only](const std::string& key) {
+            return read_only ? state.peek_uid_for_key(account, key)
+                             : state.uid_for_key(account, key);
         });
     }
     const std::string& spec = from.local;
@@ -61,30 +63,40 @@ Listing source_listing(const std::vector<source::Folder>& folders,
 }
 
 Result<void> assign_stable_uids(State& state, std::int64_t account, const FolderPlan& plan,
-                                source::FolderContents& c) {
+                                source::FolderContents& c, bool read_only) {
     bool keyed = std::any_of(c.messages.begin(), c.messages.end(),
                              [](const source::Message& m) { return !m.key.empty(); });
     if (!keyed) {
         return {};
     }
-    if (auto b = state.begin(); !b) {
-        return b;
+    if (!read_only) {
+        if (auto b = state.begin(); !b) {
+            return b;
+        }
     }
     for (auto& m : c.messages) {
         if (m.key.empty()) {
-            state.rollback();
+            if (!read_only) {
+                state.rollback();
+            }
             return make_error("read " + plan.name, "a message without a stable name",
                               Scope::folder);
         }
-        auto uid = state.uid_for_key(account, plan.src.wire + "\n" + m.key);
+        const std::string key = plan.src.wire + "\n" + m.key;
+        auto uid =
+            read_only ? state.peek_uid_for_key(account, key) : state.uid_for_key(account, key);
         if (!uid) {
-            state.rollback();
+            if (!read_only) {
+                state.rollback();
+            }
             return uid.error();
         }
         m.uid = *uid;
     }
-    if (auto r = state.commit(); !r) {
-        return r;
+    if (!read_only) {
+        if (auto r = state.commit(); !r) {
+            return r;
+        }
     }
     std::sort(c.messages.begin(), c.messages.end(),
               [](const source::Message& a, const source::Message& b) { return a.uid < b.uid; });

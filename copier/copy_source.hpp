@@ -18,9 +18,11 @@
 namespace mf::copy::detail {
 
 // The Source behind `from`: POP3, a local tree (maildir:, mbox:, mboxrd:, mboxo:), else
-// IMAP (source_imap.hpp). POP3 UIDLs get stable UIDs from `state`.
+// IMAP (source_imap.hpp). POP3 UIDLs get stable UIDs from `state` (`read_only`: without
+// writing new ones, State::peek_uid_for_key).
 Result<std::unique_ptr<source::Source>> open_source(const Endpoint& from, const Options& opts,
-                                                    State& state, std::int64_t account);
+                                                    State& state, std::int64_t account,
+                                                    bool read_only = false);
 
 // The source's folders as plan_folders() wants them ('/' as delimiter, wire names in
 // modified UTF-7, sorted); `by_wire` maps each wire name back to its Folder.
@@ -31,8 +33,9 @@ Listing source_listing(const std::vector<source::Folder>& folders,
 // next free one), in the source's order, so the first copy keeps the order the user saw
 // and later runs find each message under the UID it was copied as. Those UIDs never change
 // meaning, hence one constant UIDVALIDITY (1) for such a folder. Message::keep_uid stays.
+// `read_only` (verify): a key never seen gets a UID no state row has, and nothing is written.
 Result<void> assign_stable_uids(State& state, std::int64_t account, const FolderPlan& plan,
-                                source::FolderContents& c);
+                                source::FolderContents& c, bool read_only = false);
 
 // Outside Filters::after / before (a message without a date is never filtered).
 bool outside_dates(const Filters& f, const source::Message& m);

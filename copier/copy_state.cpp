@@ -106,6 +106,21 @@ Result<std::unique_ptr<State>> State::open(const std::string& path) {
     return s;
 }
 
+Result<std::unique_ptr<State>> State::open_read_only(const std::string& path) {
+    std::unique_ptr<State> s(new State());
+    s->path_ = path;
+    if (::access(path.c_str(), F_OK) != 0) {
+        return make_error("open state file " + path, errno_text(errno), Scope::config,
+                          Retry::never);
+    }
+    if (sqlite3_open_v2(path.c_str(), &s->db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+        return s->db_error("open read-only");
+    }
+    sqlite3_busy_timeout(s->db_, 10000);
+    return s;
+}
+
 Result<void> State::exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -245,6 +260,33 @@ Result<AccountRow> State::account(const std::string& src, const std::string& dst
     a.dst_delim = static_cast<char>(sqlite3_column_int(*q, 2));
     sqlite3_reset(*q);
     return a;
+}
+
+Result<std::optional<AccountRow>> State::find_account(const std::string& src,
+                                                      const std::string& dst) {
+    static const char* sel =
+        "SELECT id, list_digest, dst_delim FROM copy_account WHERE src = ? AND dst = ?";
+    auto q = prepare(sel);
+    if (!q) {
+        return q.error();
+    }
+    sqlite3_bind_text(*q, 1, src.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(*q, 2, dst.c_str(), -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(*q);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(*q);
+        return std::optional<AccountRow>{};
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(*q);
+        return db_error("select account");
+    }
+    AccountRow a;
+    a.id = sqlite3_column_int64(*q, 0);
+    a.list_digest = col_text(*q, 1);
+    a.dst_delim = static_cast<char>(sqlite3_column_int(*q, 2));
+    sqlite3_reset(*q);
+    return std::optional<AccountRow>{a};
 }
 
 Result<void> State::set_account_list(std::int64_t account, const std::string& digest, char delim) {
@@ -511,6 +553,48 @@ Result<std::uint32_t> State::uid_for_key(std::int64_t account, const std::string
         return db_error("store source key");
     }
     return uid_for_key(account, key);
+}
+
+Result<std::uint32_t> State::peek_uid_for_key(std::int64_t account, const std::string& key) {
+    auto known = peeked_.find({account, key});
+    if (known != peeked_.end()) {
+        return known->second;
+    }
+    static const char* get = "SELECT uid FROM copy_source_key WHERE account = ? AND key = ?";
+    auto q = prepare(get);
+    if (!q) {
+        return q.error();
+    }
+    sqlite3_bind_int64(*q, 1, account);
+    sqlite3_bind_text(*q, 2, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(*q);
+    if (rc == SQLITE_ROW) {
+        auto uid = static_cast<std::uint32_t>(sqlite3_column_int64(*q, 0));
+        sqlite3_reset(*q);
+        return uid;
+    }
+    sqlite3_reset(*q);
+    if (rc != SQLITE_DONE) {
+        return db_error("read source key");
+    }
+    auto next = peek_next_.find(account);
+    if (next == peek_next_.end()) {
+        static const char* max =
+            "SELECT COALESCE(MAX(uid), 0) FROM copy_source_key WHERE account = ?";
+        auto m = prepare(max);
+        if (!m) {
+            return m.error();
+        }
+        sqlite3_bind_int64(*m, 1, account);
+        if (sqlite3_step(*m) != SQLITE_ROW) {
+            sqlite3_reset(*m);
+            return db_error("read highest source key UID");
+        }
+        auto top = static_cast<std::uint32_t>(sqlite3_column_int64(*m, 0));
+        sqlite3_reset(*m);
+        next = peek_next_.emplace(account, top).first;
+    }
+    return peeked_[{account, key}] = ++next->second;
 }
 
 // ---- Hasher -----------------------------------------------------------------------------

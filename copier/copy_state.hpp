@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct sqlite3;
@@ -73,6 +74,9 @@ class State {
     State& operator=(const State&) = delete;
 
     static Result<std::unique_ptr<State>> open(const std::string& path);
+    // For a reader that must leave the file as it is (verify): nothing created, no schema
+    // or pragma written; a file that does not exist fails (Scope::config). Writes fail.
+    static Result<std::unique_ptr<State>> open_read_only(const std::string& path);
 
     struct Opened;
     // The file at `path` and the account row of this source and target (Endpoint labels).
@@ -80,6 +84,8 @@ class State {
                                        const std::string& dst);
 
     Result<AccountRow> account(const std::string& src, const std::string& dst);
+    // account() without creating the row: nullopt when nothing was copied for this pair.
+    Result<std::optional<AccountRow>> find_account(const std::string& src, const std::string& dst);
     Result<void> set_account_list(std::int64_t account, const std::string& digest, char delim);
 
     Result<std::map<std::string, FolderRow>> folders(std::int64_t account); // by src_name
@@ -103,6 +109,10 @@ class State {
     // key always gets the same UID in this account, a new key the next free one (UIDs are
     // never reused, so callers that key by folder too get unique UIDs per folder).
     Result<std::uint32_t> uid_for_key(std::int64_t account, const std::string& key);
+    // uid_for_key() for a reader that must not write (verify): a key never seen gets the
+    // UIDs uid_for_key() would give next, remembered in this object only — above every
+    // UID given out, so no row of the state file can match it.
+    Result<std::uint32_t> peek_uid_for_key(std::int64_t account, const std::string& key);
 
     Result<void> begin();
     Result<void> commit();
@@ -120,6 +130,8 @@ class State {
     std::string path_;
     std::map<const char*, sqlite3_stmt*> stmts_;
     bool in_tx_ = false;
+    std::map<std::pair<std::int64_t, std::string>, std::uint32_t> peeked_;
+    std::map<std::int64_t, std::uint32_t> peek_next_; // highest UID peeked, per account
 };
 
 struct State::Opened {

@@ -4,8 +4,9 @@
 // RFC822.SIZE and the body, hashed with SHA-256 while it streams, so memory stays flat)
 // and compared message by message through the state file's UID map. Messages on the
 // target that the map does not know are "extra" (a user's new mail): listed, not a
-// failure. Must never modify either side (EXAMINE and BODY.PEEK only).
-#include "copy_internal.hpp"
+// failure. Must never modify either side (EXAMINE and BODY.PEEK only). A POP3 or local
+// source, or a Maildir target, is compared by copy_verify_sources.cpp instead.
+#include "copy_folder.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -91,6 +92,9 @@ Result<std::map<std::uint32_t, Entry>> read_all(imap::Client& c, std::size_t chu
 
 Result<VerifyReport> verify_account(const Endpoint& from, const Endpoint& to, const Options& opts,
                                     const ProgressFn& progress, const std::atomic<bool>* cancel) {
+    if (from.pop3 || !from.local.empty() || !to.local.empty()) {
+        return verify_sources(from, to, opts, progress, cancel);
+    }
     VerifyReport rep;
     auto state = State::open(opts.state_path);
     if (!state) {

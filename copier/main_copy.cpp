@@ -337,7 +337,7 @@ int main(int argc, char** argv) {
                                  subscriptions): messages keep the old server's UIDs and
                                  UIDVALIDITY where the folder allows; run as the mail user
                                  or root (files get the tree's owner); no
-                                 --to-password-file; not with --verify yet
+                                 --to-password-file
 
 Passwords are read only from files that just their owner can read (chmod 600); never
 from the command line or the environment.
@@ -461,23 +461,17 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
         }
         const bool local = !local_scheme.empty();
         if (local) {
-            if (from_url.size() <= local_scheme.size() || verify || verify_only) {
-                throw UsageError{"--from " + local_scheme +
-                                 "/path needs a path (and cannot be verified with --verify yet)"};
+            if (from_url.size() <= local_scheme.size()) {
+                throw UsageError{"--from " + local_scheme + "/path needs a path"};
             }
             from.local = from_url;
         } else {
             from = parse_url(from_url, "from");
-            if (from.pop3 && (verify || verify_only)) {
-                throw UsageError{"--verify compares over IMAP; a POP3 source cannot be verified "
-                                 "yet"};
-            }
         }
         const bool to_maildir = to_url.rfind("maildir:", 0) == 0;
         if (to_maildir) {
-            if (to_url.size() <= 8 || verify || verify_only) {
-                throw UsageError{"--to maildir:/path needs a path (and cannot be verified with "
-                                 "--verify yet)"};
+            if (to_url.size() <= 8) {
+                throw UsageError{"--to maildir:/path needs a path"};
             }
             to.local = to_url;
         } else {

@@ -17,7 +17,7 @@
 // target's messages. A local tree is never changed (a Maildir's flags, keywords, dates,
 // UIDs and subscriptions from Dovecot's or Courier's files); POP3 copies INBOX by UIDL and
 // deletes only with Options::pop3_delete; it has no flags or dates to carry.
-// verify_account() is IMAP→IMAP only.
+// verify_account() compares every pair copy_account() supports.
 //
 // Target Endpoint::local = "maildir:/path": a Maildir++ tree a Dovecot of ours serves,
 // written directly as Dovecot writes it (copier/target_maildir.hpp), from any source (an
@@ -156,7 +156,9 @@ struct VerifyMismatch {
     std::string folder;
     std::uint32_t src_uid = 0; // 0: message only on the target
     std::uint32_t dst_uid = 0; // 0: message missing on the target
-    std::string what;          // "missing", "size", "sha256", "flags", "date", "extra"
+    // "missing", "size", "sha256", "flags", "date", "extra"; "unreadable": the source
+    // message could not be read again (changed or gone since it was listed).
+    std::string what;
 };
 
 struct VerifyReport {
@@ -170,7 +172,13 @@ struct VerifyReport {
 };
 
 // Compares every message of every copied folder by size, SHA-256 of its bytes, flags and
-// INTERNALDATE, using the state file's UID map (same Options as the copy).
+// INTERNALDATE, using the state file's UID map (same Options as the copy), for every source
+// and target copy_account() takes: IMAP→IMAP pipelined over EXAMINE/BODY.PEEK; any other
+// pair through the Source interface (a Maildir target read from its files, its
+// dovecot-uidlist UIDs being the target UIDs). A POP3 source has no flags or dates, so
+// only size and bytes count there; that path opens the state file read-only (it must
+// exist), and messages of keyed sources (POP3, Maildir, mbox) it has never seen are
+// "missing" without a key being written. Never changes either side. Blocking.
 Result<VerifyReport> verify_account(const Endpoint& from, const Endpoint& to, const Options& opts,
                                     const ProgressFn& progress = {},
                                     const std::atomic<bool>* cancel = nullptr);

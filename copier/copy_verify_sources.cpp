@@ -1,0 +1,238 @@
+// copy_verify_sources.cpp — verify_account() when a side is not IMAP: a POP3 or local
+// source, or a Maildir target of ours.
+//
+// Both sides are read through the Source interface — the source as the copy read it
+// (open_source()), an IMAP target with source::open_imap(), a Maildir target with
+// source::open_maildir(), whose dovecot-uidlist UIDs are the target UIDs the copy recorded
+// — and compared through the state file's map as copy_verify.cpp compares IMAP→IMAP. The
+// folder rows give the target folder each source folder went to, so a target is never
+// listed through the copier's writer (target_maildir.hpp creates what it opens).
+//
+// Must never: change either side or the state file (opened read-only; keyed sources are
+// numbered with State::peek_uid_for_key), or hold a whole message in memory.
+#include "copy_folder.hpp"
+#include "copy_source.hpp"
+#include "mutf7.hpp"
+#include "source_imap.hpp"
+#include "source_maildir.hpp"
+
+#include <set>
+
+namespace mf::copy {
+
+using namespace detail;
+
+namespace {
+
+Result<BodyDigest> digest(source::Source& s, const source::Folder& f, const source::Message& m) {
+    Hasher h;
+    BodyDigest out;
+    auto r = s.read(f, m, [&](std::string_view chunk) -> Result<void> {
+        h.update(chunk);
+        out.size += chunk.size();
+        return {};
+    });
+    if (!r) {
+        return r.error();
+    }
+    out.digest = h.finish();
+    return out;
+}
+
+// The target's folders by the wire name copy_local.cpp / copy_maildir.cpp stored in the
+// folder rows: the server's own for IMAP; for our Maildir, modified UTF-7 with '.' between
+// levels ("INBOX" for the root), as the copy's tree listing names them.
+Result<std::map<std::string, source::Folder>> target_folders(source::Source& dst, bool maildir) {
+    auto folders = dst.folders();
+    if (!folders) {
+        return folders.error();
+    }
+    std::map<std::string, source::Folder> out;
+    for (auto& f : *folders) {
+        std::string wire = f.locator;
+        if (maildir) {
+            wire.clear();
+            for (const auto& part : f.parts) {
+                auto w = imap::mutf7_encode(part);
+                wire += (wire.empty() ? "" : ".") + (w ? *w : part);
+            }
+        }
+        if (!f.noselect) {
+            out.emplace(std::move(wire), std::move(f));
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, const Options& opts,
+                                    const ProgressFn& progress, const std::atomic<bool>* cancel) {
+    VerifyReport rep;
+    auto state = State::open_read_only(opts.state_path);
+    if (!state) {
+        return state.error();
+    }
+    auto acct = (*state)->find_account(from.label(), to.label());
+    if (!acct) {
+        return acct.error();
+    }
+    // No row: nothing was copied for this pair, so every message is "missing".
+    const std::int64_t account = *acct ? (*acct)->id : -1;
+    auto folder_rows = (*state)->folders(account);
+    if (!folder_rows) {
+        return folder_rows.error();
+    }
+    auto src = open_source(from, opts, **state, account, true);
+    if (!src) {
+        return src.error();
+    }
+    const bool to_maildir = !to.local.empty();
+    std::unique_ptr<source::Source> dst;
+    if (to_maildir) {
+        if (to.local.rfind("maildir:", 0) != 0 || to.local.size() <= 8) {
+            return make_error("verify target \"" + to.local + "\"", "expected maildir:/path",
+                              Scope::config);
+        }
+        dst = source::open_maildir(to.local.substr(8));
+    } else {
+        auto d = source::open_imap(to, opts);
+        if (!d) {
+            return d.error();
+        }
+        dst = std::move(*d);
+    }
+    auto src_folders = (*src)->folders();
+    if (!src_folders) {
+        return src_folders.error();
+    }
+    std::map<std::string, const source::Folder*> by_wire;
+    Listing list = source_listing(*src_folders, by_wire);
+    auto dst_folders = target_folders(*dst, to_maildir);
+    if (!dst_folders) {
+        return dst_folders.error();
+    }
+    // Only which folders the copy takes matters here; where they went is in the folder rows.
+    std::vector<std::string> notes;
+    auto plans = plan_folders(list, nullptr, '\0', opts, notes);
+    Progress prog;
+    for (const auto& p : plans) {
+        prog.folders_total += p.copy ? 1 : 0;
+    }
+    for (const auto& p : plans) {
+        if (!p.copy) {
+            continue;
+        }
+        if (cancel != nullptr && cancel->load()) {
+            return make_error("verify", "canceled", Scope::account, Retry::later);
+        }
+        ++rep.folders;
+        prog.folder = p.name;
+        if (progress) {
+            progress(prog);
+        }
+        auto add = [&](std::uint32_t s, std::uint32_t d, const char* what) {
+            rep.mismatches.push_back(VerifyMismatch{p.name, s, d, what});
+        };
+        const source::Folder& sf = *by_wire.at(p.src.wire);
+        auto s_all = (*src)->messages(sf);
+        if (!s_all) {
+            return s_all.error();
+        }
+        if (auto r = assign_stable_uids(**state, account, p, *s_all, true); !r) {
+            return r.error();
+        }
+        std::map<std::uint32_t, MessageRow> rows;
+        const source::Folder* df = nullptr;
+        auto fit = folder_rows->find(p.src.wire);
+        if (fit != folder_rows->end()) {
+            auto r = (*state)->messages(fit->second.id);
+            if (!r) {
+                return r.error();
+            }
+            rows = std::move(*r);
+            auto dit = dst_folders->find(fit->second.dst_name);
+            df = dit != dst_folders->end() ? &dit->second : nullptr;
+        }
+        std::map<std::uint32_t, const source::Message*> d_all;
+        source::FolderContents d_contents;
+        if (df != nullptr) {
+            auto r = dst->messages(*df);
+            if (!r) {
+                return r.error();
+            }
+            d_contents = std::move(*r);
+            // A file our Maildir does not list yet has only a guessed UID, above all listed.
+            for (const auto& m : d_contents.messages) {
+                d_all[m.keep_uid != 0 ? m.keep_uid : m.uid] = &m;
+            }
+        }
+        std::set<std::uint32_t> referenced;
+        for (const auto& m : s_all->messages) {
+            if (cancel != nullptr && cancel->load()) {
+                return make_error("verify", "canceled", Scope::account, Retry::later);
+            }
+            if (outside_dates(opts.filters, m)) {
+                continue;
+            }
+            auto rit = rows.find(m.uid);
+            if (rit == rows.end() || rit->second.dst_uid == 0) {
+                add(m.uid, 0, "missing");
+                continue;
+            }
+            const std::uint32_t duid = rit->second.dst_uid;
+            auto dit = d_all.find(duid);
+            if (dit == d_all.end()) {
+                add(m.uid, duid, "missing");
+                continue;
+            }
+            referenced.insert(duid);
+            const source::Message& d = *dit->second;
+            ++rep.messages_compared;
+            rep.bytes_compared += m.size;
+            if (m.size != d.size) {
+                add(m.uid, duid, "size");
+            } else {
+                auto sd = digest(**src, sf, m);
+                if (!sd && sd.error().scope != Scope::message) {
+                    return sd.error();
+                }
+                auto dd = digest(*dst, *df, d);
+                if (!dd && dd.error().scope != Scope::message) {
+                    return dd.error();
+                }
+                if (!sd) {
+                    add(m.uid, duid, "unreadable"); // changed or gone under us on the source
+                } else if (!dd) {
+                    add(m.uid, duid, "missing");
+                } else if (sd->size != dd->size) {
+                    add(m.uid, duid, "size");
+                } else if (sd->digest != dd->digest) {
+                    add(m.uid, duid, "sha256");
+                }
+            }
+            // POP3 has neither: what the target shows is the user's doing since.
+            if (!from.pop3 && m.flags != d.flags) {
+                add(m.uid, duid, "flags");
+            }
+            if (m.when && (!d.when || *m.when != *d.when)) {
+                add(m.uid, duid, "date");
+            }
+            prog.messages_done += 1;
+            prog.bytes_done += m.size;
+        }
+        for (const auto& [duid, d] : d_all) {
+            if (referenced.count(duid) == 0) {
+                ++rep.extra_on_target;
+                add(0, duid, "extra");
+            }
+        }
+        ++prog.folders_done;
+        if (progress) {
+            progress(prog);
+        }
+    }
+    return rep;
+}
+
+} // namespace mf::copy
