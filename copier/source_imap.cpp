@@ -66,7 +66,11 @@ class ImapSource final : public Source {
     }
 
     Result<FolderContents> messages(const Folder& f) override {
-        const std::string name = "\"" + sanitize_reply(f.name()) + "\"";
+        // Built piece by piece: GCC 12's -Wrestrict misfires on `"literal" + std::string&&`
+        // at -O2 (GCC bug 105651).
+        std::string name(1, '"');
+        name += sanitize_reply(f.name());
+        name += '"';
         if (f.noselect) {
             return make_error("list messages of " + name + " at " + label(),
                               "the folder is only a parent (\\Noselect)", Scope::folder);
