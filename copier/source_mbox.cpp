@@ -816,8 +816,8 @@ class MboxSource final : public Source {
     }
 
     // Names under `prefix` (which is cut off); every name when it is empty.
-    static void add_subscriptions(const std::optional<std::string>& text,
-                                  const std::string& prefix, std::set<std::string>& out) {
+    static void add_subscriptions(const std::optional<std::string>& text, const std::string& prefix,
+                                  std::set<std::string>& out) {
         if (!text) {
             return;
         }
