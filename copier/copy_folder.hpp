@@ -106,6 +106,18 @@ Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, co
 
 namespace mf::copy::detail {
 
+// Records a mismatch of the folder being checked: source UID, target UID, what.
+using MismatchFn = std::function<void(std::uint32_t, std::uint32_t, const char*)>;
+using FolderCheck =
+    std::function<Result<void>(const FolderPlan&, const MismatchFn&, Progress& prog)>;
+
+// The folder loop both verify paths share: `check` for every folder the copy takes, with
+// progress reported and `cancel` polled between folders (`check` may add message progress
+// to `prog`); its first error ends the loop.
+Result<void> verify_folders(const std::vector<FolderPlan>& plans, VerifyReport& rep,
+                            const ProgressFn& progress, const std::atomic<bool>* cancel,
+                            const FolderCheck& check);
+
 class FolderSync {
   public:
     FolderSync(CopyContext& ctx, const FolderPlan& plan, FolderRow& row)

@@ -523,7 +523,8 @@ Result<void> State::drop_messages(std::int64_t folder) {
     return {};
 }
 
-Result<std::uint32_t> State::uid_for_key(std::int64_t account, const std::string& key) {
+Result<std::optional<std::uint32_t>> State::stored_uid(std::int64_t account,
+                                                       const std::string& key) {
     static const char* get = "SELECT uid FROM copy_source_key WHERE account = ? AND key = ?";
     auto q = prepare(get);
     if (!q) {
@@ -535,11 +536,22 @@ Result<std::uint32_t> State::uid_for_key(std::int64_t account, const std::string
     if (rc == SQLITE_ROW) {
         auto uid = static_cast<std::uint32_t>(sqlite3_column_int64(*q, 0));
         sqlite3_reset(*q);
-        return uid;
+        return std::optional<std::uint32_t>(uid);
     }
     sqlite3_reset(*q);
     if (rc != SQLITE_DONE) {
         return db_error("read source key");
+    }
+    return std::optional<std::uint32_t>();
+}
+
+Result<std::uint32_t> State::uid_for_key(std::int64_t account, const std::string& key) {
+    auto stored = stored_uid(account, key);
+    if (!stored) {
+        return stored.error();
+    }
+    if (*stored) {
+        return **stored;
     }
     static const char* put = "INSERT INTO copy_source_key(account, key, uid) SELECT ?, ?, "
                              "COALESCE(MAX(uid), 0) + 1 FROM copy_source_key WHERE account = ?1";
@@ -560,22 +572,12 @@ Result<std::uint32_t> State::peek_uid_for_key(std::int64_t account, const std::s
     if (known != peeked_.end()) {
         return known->second;
     }
-    static const char* get = "SELECT uid FROM copy_source_key WHERE account = ? AND key = ?";
-    auto q = prepare(get);
-    if (!q) {
-        return q.error();
+    auto stored = stored_uid(account, key);
+    if (!stored) {
+        return stored.error();
     }
-    sqlite3_bind_int64(*q, 1, account);
-    sqlite3_bind_text(*q, 2, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
-    int rc = sqlite3_step(*q);
-    if (rc == SQLITE_ROW) {
-        auto uid = static_cast<std::uint32_t>(sqlite3_column_int64(*q, 0));
-        sqlite3_reset(*q);
-        return uid;
-    }
-    sqlite3_reset(*q);
-    if (rc != SQLITE_DONE) {
-        return db_error("read source key");
+    if (*stored) {
+        return **stored;
     }
     auto next = peek_next_.find(account);
     if (next == peek_next_.end()) {

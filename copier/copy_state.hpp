@@ -123,6 +123,8 @@ class State {
   private:
     State() = default;
     Result<void> exec(const char* sql);
+    // The UID the file gave this key; nullopt when it has none yet.
+    Result<std::optional<std::uint32_t>> stored_uid(std::int64_t account, const std::string& key);
     Result<sqlite3_stmt*> prepare(const char* sql);
     Error db_error(const std::string& what) const;
 

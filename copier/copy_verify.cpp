@@ -90,6 +90,39 @@ Result<std::map<std::uint32_t, Entry>> read_all(imap::Client& c, std::size_t chu
 
 } // namespace
 
+Result<void> detail::verify_folders(const std::vector<FolderPlan>& plans, VerifyReport& rep,
+                                    const ProgressFn& progress, const std::atomic<bool>* cancel,
+                                    const FolderCheck& check) {
+    Progress prog;
+    for (const auto& p : plans) {
+        prog.folders_total += p.copy ? 1 : 0;
+    }
+    for (const auto& p : plans) {
+        if (!p.copy) {
+            continue;
+        }
+        if (cancel != nullptr && cancel->load()) {
+            return make_error("verify", "canceled", Scope::account, Retry::later);
+        }
+        ++rep.folders;
+        prog.folder = p.name;
+        if (progress) {
+            progress(prog);
+        }
+        MismatchFn add = [&](std::uint32_t s, std::uint32_t d, const char* what) {
+            rep.mismatches.push_back(VerifyMismatch{p.name, s, d, what});
+        };
+        if (auto r = check(p, add, prog); !r) {
+            return r;
+        }
+        ++prog.folders_done;
+        if (progress) {
+            progress(prog);
+        }
+    }
+    return {};
+}
+
 Result<VerifyReport> verify_account(const Endpoint& from, const Endpoint& to, const Options& opts,
                                     const ProgressFn& progress, const std::atomic<bool>* cancel) {
     if (from.pop3 || !from.local.empty() || !to.local.empty()) {
@@ -126,107 +159,91 @@ Result<VerifyReport> verify_account(const Endpoint& from, const Endpoint& to, co
     }
     std::vector<std::string> notes;
     auto plans = plan_folders(*src_list, &*dst_list, dst_list->delim, opts, notes);
-    Progress prog;
-    for (const auto& p : plans) {
-        prog.folders_total += p.copy ? 1 : 0;
-    }
     const auto& f = opts.filters;
-    for (const auto& p : plans) {
-        if (!p.copy) {
-            continue;
-        }
-        if (cancel != nullptr && cancel->load()) {
-            return make_error("verify", "canceled", Scope::account, Retry::later);
-        }
-        ++rep.folders;
-        prog.folder = p.name;
-        if (progress) {
-            progress(prog);
-        }
-        auto add = [&](std::uint32_t s, std::uint32_t d, const char* what) {
-            rep.mismatches.push_back(VerifyMismatch{p.name, s, d, what});
-        };
-        auto ss = select_box(**src, p.src.wire, true, false);
-        if (!ss) {
-            return ss.error();
-        }
-        std::map<std::uint32_t, Entry> s_all;
-        if (ss->messages > 0) {
-            auto r = read_all(**src, opts.chunk);
-            if (!r) {
-                return r.error();
+    auto each = verify_folders(
+        plans, rep, progress, cancel,
+        [&](const FolderPlan& p, const MismatchFn& add, Progress& prog) -> Result<void> {
+            auto ss = select_box(**src, p.src.wire, true, false);
+            if (!ss) {
+                return ss.error();
             }
-            s_all = std::move(*r);
-        }
-        std::map<std::uint32_t, Entry> d_all;
-        if (p.dst_exists) {
-            auto ds = select_box(**dst, p.dst_wire, true, false);
-            if (!ds) {
-                return ds.error();
-            }
-            if (ds->messages > 0) {
-                auto r = read_all(**dst, opts.chunk);
+            std::map<std::uint32_t, Entry> s_all;
+            if (ss->messages > 0) {
+                auto r = read_all(**src, opts.chunk);
                 if (!r) {
                     return r.error();
                 }
-                d_all = std::move(*r);
+                s_all = std::move(*r);
             }
-        }
-        std::map<std::uint32_t, MessageRow> rows;
-        auto fit = folders->find(p.src.wire);
-        if (fit != folders->end()) {
-            auto r = (*state)->messages(fit->second.id);
-            if (!r) {
-                return r.error();
+            std::map<std::uint32_t, Entry> d_all;
+            if (p.dst_exists) {
+                auto ds = select_box(**dst, p.dst_wire, true, false);
+                if (!ds) {
+                    return ds.error();
+                }
+                if (ds->messages > 0) {
+                    auto r = read_all(**dst, opts.chunk);
+                    if (!r) {
+                        return r.error();
+                    }
+                    d_all = std::move(*r);
+                }
             }
-            rows = std::move(*r);
-        }
-        std::set<std::uint32_t> referenced;
-        for (const auto& [uid, s] : s_all) {
-            const auto& m = s.meta;
-            if ((f.after || f.before) && m.when &&
-                ((f.after && *m.when < *f.after) || (f.before && *m.when >= *f.before))) {
-                continue;
+            std::map<std::uint32_t, MessageRow> rows;
+            auto fit = folders->find(p.src.wire);
+            if (fit != folders->end()) {
+                auto r = (*state)->messages(fit->second.id);
+                if (!r) {
+                    return r.error();
+                }
+                rows = std::move(*r);
             }
-            auto rit = rows.find(uid);
-            if (rit == rows.end() || rit->second.dst_uid == 0) {
-                add(uid, 0, "missing");
-                continue;
+            std::set<std::uint32_t> referenced;
+            for (const auto& [uid, s] : s_all) {
+                const auto& m = s.meta;
+                if ((f.after || f.before) && m.when &&
+                    ((f.after && *m.when < *f.after) || (f.before && *m.when >= *f.before))) {
+                    continue;
+                }
+                auto rit = rows.find(uid);
+                if (rit == rows.end() || rit->second.dst_uid == 0) {
+                    add(uid, 0, "missing");
+                    continue;
+                }
+                std::uint32_t duid = rit->second.dst_uid;
+                auto dit = d_all.find(duid);
+                if (dit == d_all.end()) {
+                    add(uid, duid, "missing");
+                    continue;
+                }
+                referenced.insert(duid);
+                const Entry& d = dit->second;
+                ++rep.messages_compared;
+                rep.bytes_compared += s.body.size;
+                if (s.body.size != d.body.size) {
+                    add(uid, duid, "size");
+                } else if (s.body.digest != d.body.digest) {
+                    add(uid, duid, "sha256");
+                }
+                if (m.flags != d.meta.flags) {
+                    add(uid, duid, "flags");
+                }
+                if (m.when && (!d.meta.when || *m.when != *d.meta.when)) {
+                    add(uid, duid, "date");
+                }
+                prog.messages_done += 1;
+                prog.bytes_done += s.body.size;
             }
-            std::uint32_t duid = rit->second.dst_uid;
-            auto dit = d_all.find(duid);
-            if (dit == d_all.end()) {
-                add(uid, duid, "missing");
-                continue;
+            for (const auto& [duid, d] : d_all) {
+                if (referenced.count(duid) == 0) {
+                    ++rep.extra_on_target;
+                    add(0, duid, "extra");
+                }
             }
-            referenced.insert(duid);
-            const Entry& d = dit->second;
-            ++rep.messages_compared;
-            rep.bytes_compared += s.body.size;
-            if (s.body.size != d.body.size) {
-                add(uid, duid, "size");
-            } else if (s.body.digest != d.body.digest) {
-                add(uid, duid, "sha256");
-            }
-            if (m.flags != d.meta.flags) {
-                add(uid, duid, "flags");
-            }
-            if (m.when && (!d.meta.when || *m.when != *d.meta.when)) {
-                add(uid, duid, "date");
-            }
-            prog.messages_done += 1;
-            prog.bytes_done += s.body.size;
-        }
-        for (const auto& [duid, d] : d_all) {
-            if (referenced.count(duid) == 0) {
-                ++rep.extra_on_target;
-                add(0, duid, "extra");
-            }
-        }
-        ++prog.folders_done;
-        if (progress) {
-            progress(prog);
-        }
+            return {};
+        });
+    if (!each) {
+        return each.error();
     }
     (void)(*src)->logout();
     (void)(*dst)->logout();

@@ -115,122 +115,106 @@ Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, co
     // Only which folders the copy takes matters here; where they went is in the folder rows.
     std::vector<std::string> notes;
     auto plans = plan_folders(list, nullptr, '\0', opts, notes);
-    Progress prog;
-    for (const auto& p : plans) {
-        prog.folders_total += p.copy ? 1 : 0;
-    }
-    for (const auto& p : plans) {
-        if (!p.copy) {
-            continue;
-        }
-        if (cancel != nullptr && cancel->load()) {
-            return make_error("verify", "canceled", Scope::account, Retry::later);
-        }
-        ++rep.folders;
-        prog.folder = p.name;
-        if (progress) {
-            progress(prog);
-        }
-        auto add = [&](std::uint32_t s, std::uint32_t d, const char* what) {
-            rep.mismatches.push_back(VerifyMismatch{p.name, s, d, what});
-        };
-        const source::Folder& sf = *by_wire.at(p.src.wire);
-        auto s_all = (*src)->messages(sf);
-        if (!s_all) {
-            return s_all.error();
-        }
-        if (auto r = assign_stable_uids(**state, account, p, *s_all, true); !r) {
-            return r.error();
-        }
-        std::map<std::uint32_t, MessageRow> rows;
-        const source::Folder* df = nullptr;
-        auto fit = folder_rows->find(p.src.wire);
-        if (fit != folder_rows->end()) {
-            auto r = (*state)->messages(fit->second.id);
-            if (!r) {
+    auto each = verify_folders(
+        plans, rep, progress, cancel,
+        [&](const FolderPlan& p, const MismatchFn& add, Progress& prog) -> Result<void> {
+            const source::Folder& sf = *by_wire.at(p.src.wire);
+            auto s_all = (*src)->messages(sf);
+            if (!s_all) {
+                return s_all.error();
+            }
+            if (auto r = assign_stable_uids(**state, account, p, *s_all, true); !r) {
                 return r.error();
             }
-            rows = std::move(*r);
-            auto dit = dst_folders->find(fit->second.dst_name);
-            df = dit != dst_folders->end() ? &dit->second : nullptr;
-        }
-        std::map<std::uint32_t, const source::Message*> d_all;
-        source::FolderContents d_contents;
-        if (df != nullptr) {
-            auto r = dst->messages(*df);
-            if (!r) {
-                return r.error();
-            }
-            d_contents = std::move(*r);
-            // A file our Maildir does not list yet has only a guessed UID, above all listed.
-            for (const auto& m : d_contents.messages) {
-                d_all[m.keep_uid != 0 ? m.keep_uid : m.uid] = &m;
-            }
-        }
-        std::set<std::uint32_t> referenced;
-        for (const auto& m : s_all->messages) {
-            if (cancel != nullptr && cancel->load()) {
-                return make_error("verify", "canceled", Scope::account, Retry::later);
-            }
-            if (outside_dates(opts.filters, m)) {
-                continue;
-            }
-            auto rit = rows.find(m.uid);
-            if (rit == rows.end() || rit->second.dst_uid == 0) {
-                add(m.uid, 0, "missing");
-                continue;
-            }
-            const std::uint32_t duid = rit->second.dst_uid;
-            auto dit = d_all.find(duid);
-            if (dit == d_all.end()) {
-                add(m.uid, duid, "missing");
-                continue;
-            }
-            referenced.insert(duid);
-            const source::Message& d = *dit->second;
-            ++rep.messages_compared;
-            rep.bytes_compared += m.size;
-            if (m.size != d.size) {
-                add(m.uid, duid, "size");
-            } else {
-                auto sd = digest(**src, sf, m);
-                if (!sd && sd.error().scope != Scope::message) {
-                    return sd.error();
+            std::map<std::uint32_t, MessageRow> rows;
+            const source::Folder* df = nullptr;
+            auto fit = folder_rows->find(p.src.wire);
+            if (fit != folder_rows->end()) {
+                auto r = (*state)->messages(fit->second.id);
+                if (!r) {
+                    return r.error();
                 }
-                auto dd = digest(*dst, *df, d);
-                if (!dd && dd.error().scope != Scope::message) {
-                    return dd.error();
+                rows = std::move(*r);
+                auto dit = dst_folders->find(fit->second.dst_name);
+                df = dit != dst_folders->end() ? &dit->second : nullptr;
+            }
+            std::map<std::uint32_t, const source::Message*> d_all;
+            source::FolderContents d_contents;
+            if (df != nullptr) {
+                auto r = dst->messages(*df);
+                if (!r) {
+                    return r.error();
                 }
-                if (!sd) {
-                    add(m.uid, duid, "unreadable"); // changed or gone under us on the source
-                } else if (!dd) {
+                d_contents = std::move(*r);
+                // A file our Maildir does not list yet has only a guessed UID, above all listed.
+                for (const auto& m : d_contents.messages) {
+                    d_all[m.keep_uid != 0 ? m.keep_uid : m.uid] = &m;
+                }
+            }
+            std::set<std::uint32_t> referenced;
+            for (const auto& m : s_all->messages) {
+                if (cancel != nullptr && cancel->load()) {
+                    return make_error("verify", "canceled", Scope::account, Retry::later);
+                }
+                if (outside_dates(opts.filters, m)) {
+                    continue;
+                }
+                auto rit = rows.find(m.uid);
+                if (rit == rows.end() || rit->second.dst_uid == 0) {
+                    add(m.uid, 0, "missing");
+                    continue;
+                }
+                const std::uint32_t duid = rit->second.dst_uid;
+                auto dit = d_all.find(duid);
+                if (dit == d_all.end()) {
                     add(m.uid, duid, "missing");
-                } else if (sd->size != dd->size) {
+                    continue;
+                }
+                referenced.insert(duid);
+                const source::Message& d = *dit->second;
+                ++rep.messages_compared;
+                rep.bytes_compared += m.size;
+                if (m.size != d.size) {
                     add(m.uid, duid, "size");
-                } else if (sd->digest != dd->digest) {
-                    add(m.uid, duid, "sha256");
+                } else {
+                    auto sd = digest(**src, sf, m);
+                    if (!sd && sd.error().scope != Scope::message) {
+                        return sd.error();
+                    }
+                    auto dd = digest(*dst, *df, d);
+                    if (!dd && dd.error().scope != Scope::message) {
+                        return dd.error();
+                    }
+                    if (!sd) {
+                        add(m.uid, duid, "unreadable"); // changed or gone under us on the source
+                    } else if (!dd) {
+                        add(m.uid, duid, "missing");
+                    } else if (sd->size != dd->size) {
+                        add(m.uid, duid, "size");
+                    } else if (sd->digest != dd->digest) {
+                        add(m.uid, duid, "sha256");
+                    }
+                }
+                // POP3 has neither: what the target shows is the user's doing since.
+                if (!from.pop3 && m.flags != d.flags) {
+                    add(m.uid, duid, "flags");
+                }
+                if (m.when && (!d.when || *m.when != *d.when)) {
+                    add(m.uid, duid, "date");
+                }
+                prog.messages_done += 1;
+                prog.bytes_done += m.size;
+            }
+            for (const auto& [duid, d] : d_all) {
+                if (referenced.count(duid) == 0) {
+                    ++rep.extra_on_target;
+                    add(0, duid, "extra");
                 }
             }
-            // POP3 has neither: what the target shows is the user's doing since.
-            if (!from.pop3 && m.flags != d.flags) {
-                add(m.uid, duid, "flags");
-            }
-            if (m.when && (!d.when || *m.when != *d.when)) {
-                add(m.uid, duid, "date");
-            }
-            prog.messages_done += 1;
-            prog.bytes_done += m.size;
-        }
-        for (const auto& [duid, d] : d_all) {
-            if (referenced.count(duid) == 0) {
-                ++rep.extra_on_target;
-                add(0, duid, "extra");
-            }
-        }
-        ++prog.folders_done;
-        if (progress) {
-            progress(prog);
-        }
+            return {};
+        });
+    if (!each) {
+        return each.error();
     }
     return rep;
 }
