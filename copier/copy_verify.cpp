@@ -75,7 +75,8 @@ Result<std::map<std::uint32_t, Entry>> read_all(imap::Client& c, std::size_t chu
             if (u.keyword == "FETCH") {
                 MsgMeta m = parse_fetch_items(u.data[0].list);
                 if (m.uid != 0 && pending) {
-                    out[m.uid] = Entry{std::move(m), *pending};
+                    const std::uint32_t uid = m.uid;
+                    out[uid] = Entry{std::move(m), *pending};
                 }
             }
             pending.reset();

@@ -74,7 +74,7 @@ class Transport final : public ByteSource {
 // Buffered reading with hard limits. Views returned stay valid until the next call.
 class Input {
   public:
-    explicit Input(ByteSource& src, std::size_t buffer_size = 64u * 1024);
+    explicit Input(ByteSource& src, std::size_t buffer_size = std::size_t{64} * 1024);
 
     // One line without its CRLF (a bare LF is accepted as the end too). A line longer than
     // max_len, or holding a NUL byte, is an error: we stop trusting the stream.

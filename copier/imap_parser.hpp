@@ -73,7 +73,7 @@ class LiteralReader {
     LiteralReader(Input& in, std::uint64_t size) : in_(in), remaining_(size) {}
     [[nodiscard]] std::uint64_t remaining() const { return remaining_; }
     // Up to `max` bytes (at least one while any remain). Empty view once all are read.
-    Result<std::string_view> next(std::size_t max = 64u * 1024);
+    Result<std::string_view> next(std::size_t max = std::size_t{64} * 1024);
     Result<void> skip_rest();
 
   private:

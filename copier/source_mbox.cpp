@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::size_t kPiece = 64 * 1024; // longest piece of a line handled at once
+constexpr std::size_t kPiece = std::size_t{64} * 1024; // longest piece of a line handled at once
 constexpr std::uint64_t kNoLimit = std::numeric_limits<std::uint64_t>::max();
 
 bool iequal(std::string_view a, std::string_view b) {

@@ -417,8 +417,12 @@ class DotLock {
                     continue;
                 }
                 const std::string base = line.substr(colon + 2);
-                const std::string tmp = dir + "/tmp/" + base.substr(0, base.find(','));
-                ::rename(tmp.c_str(), (dir + "/cur/" + base + ":2,").c_str());
+                std::string tmp = dir + "/tmp/";
+                tmp.append(base, 0, base.find(','));
+                std::string cur = dir + "/cur/";
+                cur += base;
+                cur += ":2,";
+                ::rename(tmp.c_str(), cur.c_str());
             }
             fsync_dir(dir + "/cur");
             if (::rename(path.c_str(), (dir + "/dovecot-uidlist").c_str()) != 0) {
@@ -865,7 +869,11 @@ class Folder final : public MaildirFolder {
         const auto& [u, files] = *now;
         std::map<std::string, std::string> by_base;
         for (const auto& [name, sub] : files) {
-            by_base.emplace(base_of(name), dir_ + "/" + sub + "/" + name);
+            std::string path = dir_ + "/";
+            path += sub;
+            path += '/';
+            path += name;
+            by_base.emplace(base_of(name), std::move(path));
         }
         std::map<std::uint32_t, std::string> out;
         for (auto it = u.by_uid.lower_bound(from_uid); it != u.by_uid.end(); ++it) {
@@ -1225,7 +1233,11 @@ Result<std::unique_ptr<MaildirTree>> open_maildir_tree(const std::string& root,
         std::string p = root;
         while (::stat(p.c_str(), &st) != 0) {
             if (errno != ENOENT || p == "/") {
-                return sys_error(what + ": stat " + p, Scope::account);
+                const int err = errno;
+                std::string at = what;
+                at += ": stat ";
+                at += p;
+                return sys_error(at, Scope::account, err);
             }
             missing.push_back(p);
             p = dir_of(p);

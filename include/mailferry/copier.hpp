@@ -97,7 +97,7 @@ struct Options {
     std::size_t window = 64;     // APPENDs in flight on the target connection
     std::size_t batch = 100;     // messages per FETCH command
     std::uint64_t max_message_size = 1ull << 30;
-    std::size_t chunk = 64u * 1024; // bytes moved per read/write while streaming a body
+    std::size_t chunk = std::size_t{64} * 1024; // bytes moved per read/write while streaming a body
     // Messages per APPEND when the target offers MULTIAPPEND (1: one per APPEND).
     std::size_t group = 32;
     // Folders copied in parallel, each on its own pair of connections.
