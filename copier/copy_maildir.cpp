@@ -212,6 +212,7 @@ class MaildirFolderCopy {
     Result<void> store(const std::vector<const source::Message*>& group, bool final) {
         std::vector<target::Staged> staged;
         std::vector<MessageRow> intents;
+        src_.prefetch(f_, group);
         for (const auto* m : group) {
             Hasher h;
             auto st =

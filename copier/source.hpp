@@ -70,6 +70,13 @@ class Source {
     virtual Result<FolderContents> messages(const Folder& f) = 0;
     // Streams the message's bytes; fails (scope message) if they are not exactly m.size.
     virtual Result<void> read(const Folder& f, const Message& m, const Sink& sink) = 0;
+    // A hint: read() comes next for these messages of `f`, in this order. A network source
+    // asks for them all at once instead of one round trip each; any other call in between
+    // only costs the hint.
+    virtual void prefetch(const Folder& f, const std::vector<const Message*>& next) {
+        (void)f;
+        (void)next;
+    }
     // Deletes these messages from the source, all or none; returns how many. Only POP3
     // implements it (Options::pop3_delete); every other source refuses.
     virtual Result<std::size_t> remove(const Folder& f, const std::vector<Message>& ms) {

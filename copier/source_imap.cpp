@@ -4,6 +4,8 @@
 
 #include "copy_internal.hpp"
 
+#include <algorithm>
+#include <deque>
 #include <map>
 
 namespace mf::copy::source {
@@ -43,6 +45,9 @@ class ImapSource final : public Source {
     Result<std::vector<Folder>> folders() override {
         return with_session<std::vector<Folder>>(
             [&](imap::Client& c, bool& /*delivered*/) -> Result<std::vector<Folder>> {
+                if (auto d = drain(c); !d) {
+                    return d.error();
+                }
                 auto listing = detail::list_mailboxes(c);
                 if (!listing) {
                     return listing.error();
@@ -151,12 +156,45 @@ class ImapSource final : public Source {
                 return make_error(what, "UIDVALIDITY changed since the message list", Scope::folder,
                                   Retry::later);
             }
+            if (!batch_tag_.empty() && batch_box_ == f.locator && !batch_.empty() &&
+                batch_.front() == m.uid) {
+                batch_.pop_front();
+                return from_batch(c, m, sink, what, delivered);
+            }
+            if (auto d = drain(c); !d) {
+                return d.error();
+            }
             return fetch_body(c, m, sink, what, delivered);
         });
         if (!r) {
             return r.error();
         }
         return {};
+    }
+
+    // One UID FETCH for the whole hint: Dovecot runs pipelined FETCH commands in parallel and
+    // interleaves their answers, so one command per message would deliver bodies out of
+    // turn; one command answers in UID order.
+    void prefetch(const Folder& f, const std::vector<const Message*>& next) override {
+        if (!client_ || selected_ != f.locator || !drain(*client_)) {
+            return; // read() then fetches one by one
+        }
+        std::vector<std::uint32_t> uids;
+        for (const auto* m : next) {
+            uids.push_back(m->uid);
+        }
+        std::sort(uids.begin(), uids.end());
+        uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+        if (uids.empty()) {
+            return;
+        }
+        batch_tag_ = client_->command("UID FETCH " + detail::uid_set(uids) + " (UID BODY.PEEK[])");
+        if (!client_->flush()) {
+            forget_batch(); // the next read() finds the session broken and starts anew
+            return;
+        }
+        batch_.assign(uids.begin(), uids.end());
+        batch_box_ = f.locator;
     }
 
     // The session open_imap() logged in with, so the first call does not log in again.
@@ -192,6 +230,7 @@ class ImapSource final : public Source {
             if (!session_broken(r.error()) && !sink_failed_) {
                 return r;
             }
+            forget_batch();
             client_.reset();
             selected_.clear();
             status_.reset();
@@ -205,6 +244,9 @@ class ImapSource final : public Source {
     Result<detail::BoxStatus> examine(imap::Client& c, const Folder& f, bool fresh) {
         if (!fresh && selected_ == f.locator && status_) {
             return *status_;
+        }
+        if (auto d = drain(c); !d) {
+            return d.error();
         }
         // A failed EXAMINE leaves no mailbox selected (RFC 3501 6.3.2).
         selected_.clear();
@@ -224,6 +266,137 @@ class ImapSource final : public Source {
 
     Result<bool> fetch_body(imap::Client& c, const Message& m, const Sink& sink,
                             const std::string& what, bool& delivered) {
+        return receive_body(c, c.command(fetch_command(m.uid)), m, sink, what, delivered);
+    }
+
+    static std::string fetch_command(std::uint32_t uid) {
+        return "UID FETCH " + std::to_string(uid) + " (UID BODY.PEEK[])";
+    }
+
+    // Reads what is left of a prefetch() nobody asked for after all, skipping its bodies,
+    // so the session can carry another command.
+    Result<void> drain(imap::Client& c) {
+        const imap::LiteralHook skip = [](const imap::LiteralContext&, std::uint64_t,
+                                          imap::LiteralReader&) -> Result<bool> { return true; };
+        while (!batch_tag_.empty()) {
+            auto r = c.read(skip);
+            if (!r) {
+                forget_batch();
+                return r.error();
+            }
+            if (r->type == imap::Response::Type::tagged && r->tag == batch_tag_) {
+                forget_batch();
+            }
+        }
+        return {};
+    }
+
+    void forget_batch() {
+        batch_tag_.clear();
+        batch_.clear();
+    }
+
+    // The body of `m`, the next message of the prefetch() batch: its answers are read up to
+    // the one that carries it. An answer for a later UID means `m` is gone (expunged); that
+    // body is skipped, and its message fetched on its own when read() asks for it.
+    Result<bool> from_batch(imap::Client& c, const Message& m, const Sink& sink,
+                            const std::string& what, bool& delivered) {
+        std::optional<Error> failed;
+        bool got = false;
+        std::optional<std::uint32_t> other;
+        const imap::LiteralHook hook = [&](const imap::LiteralContext& lc, std::uint64_t size,
+                                           imap::LiteralReader& rd) -> Result<bool> {
+            if (lc.depth != 1 || lc.siblings.empty() || !lc.siblings.back().is_atom("BODY[]")) {
+                return false;
+            }
+            std::uint32_t uid = 0;
+            for (std::size_t i = 0; i + 1 < lc.siblings.size(); i += 2) {
+                if (lc.siblings[i].is_atom("UID")) {
+                    uid = static_cast<std::uint32_t>(lc.siblings[i + 1].num);
+                }
+            }
+            if (uid != m.uid || got) {
+                other = uid; // 0: an answer without its UID, which we cannot place
+                return true;
+            }
+            got = true;
+            return stream_body(m, size, rd, sink, what, delivered, failed);
+        };
+        for (;;) {
+            auto r = c.read(hook);
+            if (!r) {
+                forget_batch();
+                if (sink_failed_) {
+                    return r.error();
+                }
+                Error e = r.error();
+                e.what = what + ": " + e.what;
+                return e;
+            }
+            if (r->type == imap::Response::Type::tagged && r->tag == batch_tag_) {
+                forget_batch(); // the rest of the batch is fetched one by one
+                break;
+            }
+            if (got || other) {
+                break;
+            }
+        }
+        if (other && *other == 0) {
+            if (auto d = drain(c); !d) {
+                return d.error();
+            }
+            return make_error(what, "the server's FETCH answer named no UID", Scope::message,
+                              Retry::later);
+        }
+        if (other) {
+            auto it = std::find(batch_.begin(), batch_.end(), *other);
+            if (it != batch_.end()) {
+                batch_.erase(it);
+            }
+        }
+        if (failed) {
+            return *failed;
+        }
+        if (!got) {
+            return make_error(what, "the server sent no body (expunged meanwhile?)",
+                              Scope::message);
+        }
+        return true;
+    }
+
+    // Streams one BODY[] literal of `m` to the sink; a size other than RFC822.SIZE is the
+    // message's fault (`failed`, the literal skipped), a failing sink the session's.
+    Result<bool> stream_body(const Message& m, std::uint64_t size, imap::LiteralReader& rd,
+                             const Sink& sink, const std::string& what, bool& delivered,
+                             std::optional<Error>& failed) {
+        if (size != m.size) {
+            failed = make_error(what,
+                                "the server sent " + std::to_string(size) +
+                                    " bytes, RFC822.SIZE said " + std::to_string(m.size),
+                                Scope::message);
+            return true;
+        }
+        for (;;) {
+            auto ch = rd.next(opts_.chunk);
+            if (!ch) {
+                return ch.error();
+            }
+            if (ch->empty()) {
+                return true;
+            }
+            delivered = true;
+            if (auto s = sink(*ch); !s) {
+                // The literal's rest is still on the wire: give up the session rather
+                // than read what nobody wants.
+                sink_failed_ = true;
+                return s.error();
+            }
+        }
+    }
+
+    // The body of `m` from the answers to the FETCH tagged `tag`, streamed to the sink.
+    Result<bool> receive_body(imap::Client& c, const std::string& tag, const Message& m,
+                              const Sink& sink, const std::string& what, bool& delivered) {
         std::optional<Error> failed; // the message's own fault; the session stays usable
         bool got = false;
         imap::LiteralHook hook = [&](const imap::LiteralContext& lc, std::uint64_t size,
@@ -240,31 +413,15 @@ class ImapSource final : public Source {
                 return true;
             }
             got = true;
-            if (size != m.size) {
-                failed = make_error(what,
-                                    "the server sent " + std::to_string(size) +
-                                        " bytes, RFC822.SIZE said " + std::to_string(m.size),
-                                    Scope::message);
-                return true;
-            }
-            for (;;) {
-                auto ch = rd.next(opts_.chunk);
-                if (!ch) {
-                    return ch.error();
-                }
-                if (ch->empty()) {
-                    return true;
-                }
-                delivered = true;
-                if (auto s = sink(*ch); !s) {
-                    // The literal's rest is still on the wire: give up the session rather
-                    // than read what nobody wants.
-                    sink_failed_ = true;
-                    return s.error();
-                }
-            }
+            return stream_body(m, size, rd, sink, what, delivered, failed);
         };
-        auto r = c.run("UID FETCH " + std::to_string(m.uid) + " (UID BODY.PEEK[])", {}, hook);
+        Result<imap::Response> r = make_error(what, "no answer", Scope::server, Retry::later);
+        for (;;) {
+            r = c.read(hook);
+            if (!r || (r->type == imap::Response::Type::tagged && r->tag == tag)) {
+                break;
+            }
+        }
         if (!r) {
             if (sink_failed_) {
                 return r.error();
@@ -289,7 +446,10 @@ class ImapSource final : public Source {
     Endpoint ep_;
     Options opts_;
     std::unique_ptr<imap::Client> client_;
-    std::string selected_; // wire name of the folder EXAMINEd on client_
+    std::string batch_tag_;           // the UID FETCH a prefetch() sent; empty: none open
+    std::deque<std::uint32_t> batch_; // its UIDs not read yet, ascending
+    std::string batch_box_;           // the folder it was sent in
+    std::string selected_;            // wire name of the folder EXAMINEd on client_
     std::optional<detail::BoxStatus> status_;
     std::map<std::string, std::uint32_t> validity_; // per locator, as messages() saw it
     bool sink_failed_ = false;

@@ -338,6 +338,63 @@ TEST_CASE("read: exact bytes of BODY[], big messages in chunks") {
     CHECK(cu::read_all(*s, inbox, r->messages[1]) == msgs[1]);
 }
 
+TEST_CASE("prefetch: answers read in order, or skipped when read() goes elsewhere") {
+    mft::DovecotServer srv(src_opts());
+    auto c = cu::login(srv.imap_port(), kUser, kPw);
+    std::vector<std::string> msgs;
+    for (int i = 0; i < 40; ++i) {
+        // Every fifth one large enough to span many reads of the socket.
+        msgs.push_back(cu::mail("pre-" + std::to_string(i), i % 5 == 0 ? 300000 : 2000,
+                                static_cast<char>('a' + i % 26)));
+        append(*c, "INBOX", "", "", msgs.back());
+    }
+    ok(*c, "CREATE Other");
+    append(*c, "Other", "", "", cu::mail("other"));
+    auto s = open(srv);
+    auto inbox = folder_named(*s, "INBOX");
+    auto other = folder_named(*s, "Other");
+    auto r = s->messages(inbox);
+    REQUIRE(r);
+    REQUIRE(r->messages.size() == 40);
+    std::vector<const mf::copy::source::Message*> all;
+    for (const auto& m : r->messages) {
+        all.push_back(&m);
+    }
+    // All 40 hinted (more than the window): read in that order, each exact.
+    s->prefetch(inbox, all);
+    for (std::size_t i = 0; i < 40; ++i) {
+        CHECK(cu::read_all(*s, inbox, r->messages[i]) == msgs[i]);
+    }
+    // Hinted, then read out of order, then another folder: the unread answers are skipped.
+    s->prefetch(inbox, {all[3], all[4], all[5], all[6]});
+    CHECK(cu::read_all(*s, inbox, r->messages[5]) == msgs[5]);
+    CHECK(cu::read_all(*s, inbox, r->messages[0]) == msgs[0]);
+    s->prefetch(inbox, {all[10], all[11]});
+    auto o = s->messages(other);
+    REQUIRE_MESSAGE(o, (o ? "" : o.error().message()));
+    REQUIRE(o->messages.size() == 1);
+    CHECK(cu::read_all(*s, other, o->messages[0]) == cu::mail("other"));
+    // A hint for a folder that is not the one examined is ignored.
+    s->prefetch(inbox, {all[1]});
+    CHECK(cu::read_all(*s, other, o->messages[0]) == cu::mail("other"));
+
+    // Expunged after the list was taken: its turn in the batch brings the next message's
+    // body, so it fails alone, and the next one is still read exactly.
+    r = s->messages(inbox);
+    REQUIRE(r);
+    ok(*c, "SELECT INBOX");
+    ok(*c, "UID STORE " + std::to_string(r->messages[21].uid) + " +FLAGS.SILENT (\\Deleted)");
+    ok(*c, "EXPUNGE");
+    s->prefetch(inbox, {&r->messages[20], &r->messages[21], &r->messages[22], &r->messages[23]});
+    CHECK(cu::read_all(*s, inbox, r->messages[20]) == msgs[20]);
+    auto gone =
+        s->read(inbox, r->messages[21], [](std::string_view) -> mf::Result<void> { return {}; });
+    REQUIRE_FALSE(gone);
+    CHECK(gone.error().scope == mf::Scope::message);
+    CHECK(cu::read_all(*s, inbox, r->messages[22]) == msgs[22]);
+    CHECK(cu::read_all(*s, inbox, r->messages[23]) == msgs[23]);
+}
+
 TEST_CASE("reading changes nothing: \\Seen and \\Recent stay") {
     mft::DovecotServer srv(src_opts());
     for (int i = 0; i < 3; ++i) {
