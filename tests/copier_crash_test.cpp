@@ -2,8 +2,9 @@
 // the target must equal the source, nothing lost, nothing duplicated.
 //
 // The program runs as a child process against two real Dovecots; it is killed with
-// SIGKILL at least 20 times at random delays (the seed is printed, so a failure can be
-// replayed with MF_CRASH_SEED), each time leaving whatever it had in flight: committed
+// SIGKILL at least 20 times at random delays, each before the target has gained 100 more
+// messages (the seed is printed, so a failure can be replayed with MF_CRASH_SEED), each
+// time leaving whatever it had in flight: committed
 // intents, APPENDs sent and maybe saved, half-sent literals. A final run must then finish
 // with exit 0, and the account read back over IMAP must match the source exactly. The
 // same is done (10 kills, half of them after a random number of new messages on the target)
@@ -70,15 +71,6 @@ int kill_repeatedly(const std::vector<std::string>& argv, const std::string& log
     return kills;
 }
 
-// After a random delay.
-int kill_randomly(const std::vector<std::string>& argv, const std::string& log, int times,
-                  std::uniform_int_distribution<int>& delay_ms, std::mt19937& rng) {
-    return kill_repeatedly(argv, log, times, [&](pid_t, int, int&) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
-        return false;
-    });
-}
-
 // Message files in a Maildir tree (what the target Dovecot has saved so far).
 std::size_t maildir_files(const std::string& root) {
     std::size_t n = 0;
@@ -91,6 +83,25 @@ std::size_t maildir_files(const std::string& root) {
         }
     }
     return n;
+}
+
+// After a random delay, or once the target (a Maildir tree) has gained `cap` more
+// messages, whichever comes first: a fast machine must not finish the copy before the
+// last kill, and a slow one still gets kills deep in a folder.
+int kill_randomly(const std::vector<std::string>& argv, const std::string& log, int times,
+                  std::uniform_int_distribution<int>& delay_ms, std::mt19937& rng,
+                  const std::string& target_root, std::size_t cap) {
+    return kill_repeatedly(argv, log, times, [&](pid_t pid, int, int& status) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(rng));
+        std::size_t limit = maildir_files(target_root) + cap;
+        while (std::chrono::steady_clock::now() < until && maildir_files(target_root) < limit) {
+            if (::waitpid(pid, &status, WNOHANG) == pid) {
+                return true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        return false;
+    });
 }
 
 // Every other kill waits for the target to gain a random number of messages (at most
@@ -177,7 +188,8 @@ TEST_CASE("killed at 20+ random points, the copy resumes without loss or duplica
     // Delays from "still starting up" to "deep in a folder": a run needs a few hundred
     // milliseconds to log in, list and resolve what the last one left open.
     std::uniform_int_distribution<int> delay_ms(5, 1000);
-    int kills = kill_randomly(argv, tmp.file("runs.log"), 20, delay_ms, rng);
+    int kills = kill_randomly(argv, tmp.file("runs.log"), 20, delay_ms, rng, dst.mail_dir(du),
+                              static_cast<std::size_t>(kMessages / 50));
     MESSAGE("killed " << kills << " times");
     REQUIRE(kills >= 20);
     // The kills must have struck mid-copy, or this test proves nothing.
