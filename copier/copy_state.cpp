@@ -243,23 +243,15 @@ Result<AccountRow> State::account(const std::string& src, const std::string& dst
     if (!step_done(*st)) {
         return db_error("insert account");
     }
-    static const char* sel =
-        "SELECT id, list_digest, dst_delim FROM copy_account WHERE src = ? AND dst = ?";
-    auto q = prepare(sel);
-    if (!q) {
-        return q.error();
+    auto found = find_account(src, dst);
+    if (!found) {
+        return found.error();
     }
-    sqlite3_bind_text(*q, 1, src.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(*q, 2, dst.c_str(), -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(*q) != SQLITE_ROW) {
-        return db_error("select account");
+    if (!*found) {
+        return make_error("read account row from " + path_, "the row just written is missing",
+                          Scope::internal);
     }
-    AccountRow a;
-    a.id = sqlite3_column_int64(*q, 0);
-    a.list_digest = col_text(*q, 1);
-    a.dst_delim = static_cast<char>(sqlite3_column_int(*q, 2));
-    sqlite3_reset(*q);
-    return a;
+    return **found;
 }
 
 Result<std::optional<AccountRow>> State::find_account(const std::string& src,
