@@ -323,15 +323,11 @@ class LocalFolder {
             if (sizes.count(m.size) == 0) {
                 continue;
             }
-            Hasher h;
-            auto r = src_.read(f_, m, [&](std::string_view chunk) -> Result<void> {
-                h.update(chunk);
-                return {};
-            });
-            if (!r) {
+            auto d = digest_message(src_, f_, m);
+            if (!d) {
                 continue; // reported when the append is tried
             }
-            auto it = by_digest.find({m.size, hex(h.finish())});
+            auto it = by_digest.find({m.size, hex(d->digest)});
             if (it == by_digest.end()) {
                 continue;
             }

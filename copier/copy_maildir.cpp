@@ -333,15 +333,11 @@ class MaildirFolderCopy {
             if (open && old->second.digest) {
                 want = old->second.digest;
             } else {
-                Hasher h;
-                auto r = src_.read(f_, m, [&](std::string_view chunk) -> Result<void> {
-                    h.update(chunk);
-                    return {};
-                });
-                if (!r) {
+                auto d = digest_message(src_, f_, m);
+                if (!d) {
                     continue; // reported when it is stored
                 }
-                want = h.finish();
+                want = d->digest;
             }
             for (std::uint32_t uid : by_size[m.size]) {
                 if (taken.count(uid) != 0) {

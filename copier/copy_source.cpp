@@ -40,16 +40,41 @@ Result<std::unique_ptr<source::Source>> open_source(const Endpoint& from, const 
                       Scope::config);
 }
 
+std::string wire_name(const std::vector<std::string>& parts, char delim) {
+    std::string wire;
+    for (const auto& part : parts) {
+        if (!wire.empty()) {
+            wire += delim;
+        }
+        auto w = imap::mutf7_encode(part);
+        wire += w ? *w : part;
+    }
+    return wire;
+}
+
+Result<BodyDigest> digest_message(source::Source& src, const source::Folder& f,
+                                  const source::Message& m) {
+    Hasher h;
+    BodyDigest out;
+    auto r = src.read(f, m, [&](std::string_view chunk) -> Result<void> {
+        h.update(chunk);
+        out.size += chunk.size();
+        return {};
+    });
+    if (!r) {
+        return r.error();
+    }
+    out.digest = h.finish();
+    return out;
+}
+
 Listing source_listing(const std::vector<source::Folder>& folders,
                        std::map<std::string, const source::Folder*>& by_wire) {
     Listing list;
     list.delim = '/';
     for (const auto& f : folders) {
         Mailbox m;
-        for (const auto& part : f.parts) {
-            auto w = imap::mutf7_encode(part);
-            m.wire += (m.wire.empty() ? "" : "/") + (w ? *w : part);
-        }
+        m.wire = wire_name(f.parts, '/');
         m.utf8 = f.name();
         m.parts = f.parts;
         m.noselect = f.noselect;

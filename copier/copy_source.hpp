@@ -24,6 +24,13 @@ Result<std::unique_ptr<source::Source>> open_source(const Endpoint& from, const 
                                                     State& state, std::int64_t account,
                                                     bool read_only = false);
 
+// A folder's wire name: its levels in modified UTF-7 with `delim` between them.
+std::string wire_name(const std::vector<std::string>& parts, char delim);
+
+// Size and SHA-256 of a message's bytes as the source delivers them, streamed.
+Result<BodyDigest> digest_message(source::Source& src, const source::Folder& f,
+                                  const source::Message& m);
+
 // The source's folders as plan_folders() wants them ('/' as delimiter, wire names in
 // modified UTF-7, sorted); `by_wire` maps each wire name back to its Folder.
 Listing source_listing(const std::vector<source::Folder>& folders,

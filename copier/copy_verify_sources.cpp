@@ -12,7 +12,6 @@
 // numbered with State::peek_uid_for_key), or hold a whole message in memory.
 #include "copy_folder.hpp"
 #include "copy_source.hpp"
-#include "mutf7.hpp"
 #include "source_imap.hpp"
 #include "source_maildir.hpp"
 
@@ -24,21 +23,6 @@ using namespace detail;
 
 namespace {
 
-Result<BodyDigest> digest(source::Source& s, const source::Folder& f, const source::Message& m) {
-    Hasher h;
-    BodyDigest out;
-    auto r = s.read(f, m, [&](std::string_view chunk) -> Result<void> {
-        h.update(chunk);
-        out.size += chunk.size();
-        return {};
-    });
-    if (!r) {
-        return r.error();
-    }
-    out.digest = h.finish();
-    return out;
-}
-
 // The target's folders by the wire name copy_local.cpp / copy_maildir.cpp stored in the
 // folder rows: the server's own for IMAP; for our Maildir, modified UTF-7 with '.' between
 // levels ("INBOX" for the root), as the copy's tree listing names them.
@@ -49,14 +33,7 @@ Result<std::map<std::string, source::Folder>> target_folders(source::Source& dst
     }
     std::map<std::string, source::Folder> out;
     for (auto& f : *folders) {
-        std::string wire = f.locator;
-        if (maildir) {
-            wire.clear();
-            for (const auto& part : f.parts) {
-                auto w = imap::mutf7_encode(part);
-                wire += (wire.empty() ? "" : ".") + (w ? *w : part);
-            }
-        }
+        std::string wire = maildir ? wire_name(f.parts, '.') : f.locator;
         if (!f.noselect) {
             out.emplace(std::move(wire), std::move(f));
         }
@@ -177,11 +154,11 @@ Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, co
                 if (m.size != d.size) {
                     add(m.uid, duid, "size");
                 } else {
-                    auto sd = digest(**src, sf, m);
+                    auto sd = digest_message(**src, sf, m);
                     if (!sd && sd.error().scope != Scope::message) {
                         return sd.error();
                     }
-                    auto dd = digest(*dst, *df, d);
+                    auto dd = digest_message(*dst, *df, d);
                     if (!dd && dd.error().scope != Scope::message) {
                         return dd.error();
                     }

@@ -713,13 +713,21 @@ class Folder final : public MaildirFolder {
         if (!lock) {
             return lock.error();
         }
-        auto now = view();
-        if (!now) {
-            return now.error();
+        auto uidlist = read_uidlist(dir_);
+        if (!uidlist) {
+            return uidlist.error();
         }
-        auto& [uidlist, files] = *now;
-        UidList* u = &uidlist;
-        const bool adopt = uidvalidity != 0 && fresh(*u, files);
+        UidList* u = &*uidlist;
+        // Listing cur/ and new/ costs a readdir of the whole folder on every group: only
+        // when the uidlist says the folder may still be fresh.
+        bool adopt = uidvalidity != 0 && never_numbered(*u);
+        if (adopt) {
+            auto files = list_messages(dir_);
+            if (!files) {
+                return files.error();
+            }
+            adopt = files->empty();
+        }
         if (adopt) {
             u->uidvalidity = uidvalidity;
             u->next = 1;
@@ -889,8 +897,12 @@ class Folder final : public MaildirFolder {
   private:
     static constexpr auto npos = std::string_view::npos;
 
+    static bool never_numbered(const UidList& u) {
+        return !u.exists || (u.next == 1 && u.by_uid.empty());
+    }
+
     static bool fresh(const UidList& u, const std::map<std::string, std::string>& files) {
-        return files.empty() && (!u.exists || (u.next == 1 && u.by_uid.empty()));
+        return files.empty() && never_numbered(u);
     }
 
     // The uidlist and the message files (name → cur or new) once a dead writer's commit
