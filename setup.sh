@@ -19,13 +19,35 @@ packages=(
   nlohmann-json3-dev libfmt-dev doctest-dev libpam0g-dev zlib1g-dev clang-format
   # real servers and peers for tests, demo and benchmarks
   dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd isync pamtester procmail
-  # Courier-IMAP's imapd writes the Courier Maildir fixtures; its package conflicts with
-  # dovecot-imapd, so only its libraries are installed and the program is unpacked below.
-  courier-authlib libcourier-unicode4 libgamin0 libgdbm6 libidn12
+  # Courier-IMAP's imapd writes the Courier Maildir fixtures and serves as an old server;
+  # its package conflicts with dovecot-imapd, so only its libraries and authdaemond's
+  # userdb module are installed and the programs are unpacked below.
+  courier-authlib courier-authlib-userdb libcourier-unicode4 libgamin0 libgdbm6 libidn12
+  # Cyrus IMAP 3.6 as an old server: cyrus-imapd conflicts with dovecot-imapd and
+  # cyrus-common pulls in an MTA, so both are unpacked below; these are their libraries,
+  # SASL's sasldb plugins and saslpasswd2.
+  sasl2-bin libsasl2-modules libsasl2-modules-db libclamav12 libcom-err2 libical3 libicu72
+  libjansson4 libkrb5-3 libldap-2.5-0 libpcre3 libpq5 libwrap0 libxapian30 libxml2 libzephyr4
   openssl whois sqlite3 python3 ca-certificates procps
 )
 
 install_deps() {
+  # unpack_debs DIR CHECK PACKAGE…: apt-get download the packages and dpkg-deb -x them into
+  # DIR, unless DIR/CHECK is already there.
+  unpack_debs() {
+    local dir=$1 check=$2 deb p
+    shift 2
+    [ -e "$dir/$check" ] && return 0
+    deb=$(mktemp -d)
+    chmod 0755 "$deb"
+    chown _apt "$deb" 2>/dev/null || true # apt downloads as _apt
+    (cd "$deb" && apt-get download -q "$@")
+    mkdir -p "$dir"
+    for p in "$@"; do
+      dpkg-deb -x "$deb/${p}"_*.deb "$dir"
+    done
+    rm -rf "$deb"
+  }
   local missing=()
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,19 +64,11 @@ install_deps() {
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
-  # Courier-IMAP's imapd for the tests, unpacked from its .deb (never installed: the
-  # package conflicts with dovecot-imapd, and the tests run it only on a pipe).
-  local courier=/opt/mailferry-test/courier-imap
-  if [ ! -x "$courier/usr/bin/imapd" ]; then
-    local deb
-    deb=$(mktemp -d)
-    chmod 0755 "$deb"
-    chown _apt "$deb" 2>/dev/null || true # apt downloads as _apt
-    (cd "$deb" && apt-get download -q courier-imap)
-    mkdir -p "$courier"
-    dpkg-deb -x "$deb"/courier-imap_*.deb "$courier"
-    rm -rf "$deb"
-  fi
+  # Courier-IMAP (imapd, imaplogin; couriertcpd from courier-base) and Cyrus IMAP for the
+  # tests, unpacked from their .debs (never installed: courier-imap and cyrus-imapd conflict
+  # with dovecot-imapd; the tests start them on loopback with their own configs).
+  unpack_debs /opt/mailferry-test/courier-imap usr/sbin/couriertcpd courier-imap courier-base
+  unpack_debs /opt/mailferry-test/cyrus-imapd usr/lib/cyrus/bin/imapd cyrus-common cyrus-imapd
   # The security model's users: `mailferry` owns /var/lib/mailferry and runs the worker;
   # `mfvmail` is the unprivileged user the test and demo Dovecots run as.
   getent group mailferry >/dev/null || groupadd --system mailferry
