@@ -71,7 +71,7 @@ Result<std::map<std::string, BoxStatus>> status_all(imap::Client& c,
             --open; // a NO just leaves the folder without a status: it gets a full sync
             continue;
         }
-        if (r->keyword != "STATUS" || r->data.size() < 2 || !r->data[0].is_string_like() ||
+        if (r->keyword != "STATUS" || r->data.size() < 2 || !r->data[0].is_astring() ||
             r->data[1].kind != imap::Value::Kind::list) {
             continue;
         }

@@ -172,7 +172,9 @@ std::optional<std::int64_t> parse_internaldate(std::string_view s) {
 std::string normalize_flags(const imap::Value& list) {
     std::set<std::string> flags;
     for (const auto& f : list.list) {
-        if (f.kind == imap::Value::Kind::atom && imap::is_storable_flag(f.str)) {
+        // A keyword of digits ("2024") reads as a number; it is still a keyword.
+        if ((f.kind == imap::Value::Kind::atom || f.kind == imap::Value::Kind::number) &&
+            imap::is_storable_flag(f.str)) {
             flags.insert(f.str);
         }
     }

@@ -126,7 +126,7 @@ Result<Listing> list_mailboxes(imap::Client& c) {
             continue;
         }
         if ((r->keyword != "LIST" && r->keyword != "LSUB") || r->data.size() < 3 ||
-            r->data[0].kind != imap::Value::Kind::list || !r->data[2].is_string_like()) {
+            r->data[0].kind != imap::Value::Kind::list || !r->data[2].is_astring()) {
             continue;
         }
         std::string wire = r->data[2].str;

@@ -26,11 +26,51 @@ bool ieq(std::string_view a, std::string_view b) {
            });
 }
 
-// Characters that end an atom in a server response. '[' starts a section that may hold
-// spaces and parentheses (BODY[HEADER.FIELDS (A B)]); ']' is allowed (astring).
+// Characters that end an atom in a server response: the atom-specials but '%', '*', '\\'
+// and ']' (flags start with '\\', "\\*" is a flag, astrings may hold ']'), and '[' is an
+// ordinary ATOM-CHAR: keywords such as "foo[bar" are legal. Only a data item that takes a
+// section (section_item) starts one with '['.
 bool ends_atom(char c) {
     auto u = static_cast<unsigned char>(c);
     return c == ' ' || c == '(' || c == ')' || c == '"' || c == '{' || is_ctl(u);
+}
+
+// The FETCH data items whose name is followed by a section: BODY[...], BINARY[...],
+// BINARY.SIZE[...] (RFC 9051 msg-att-static; the .PEEK forms are echoed by some servers).
+bool section_item(std::string_view name) {
+    for (std::string_view n : {"BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE"}) {
+        if (ieq(name, n)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Where the ']' that closes a bracket opened just before `from` is: the first one outside
+// quoted strings and parentheses (a section's header list, a response code's flag list),
+// or npos.
+std::size_t closing_bracket(std::string_view line, std::size_t from) {
+    int depth = 0;
+    for (std::size_t i = from; i < line.size(); ++i) {
+        char ch = line[i];
+        if (ch == '"') {
+            for (++i; i < line.size() && line[i] != '"'; ++i) {
+                if (line[i] == '\\') {
+                    ++i;
+                }
+            }
+            if (i >= line.size()) {
+                return std::string_view::npos;
+            }
+        } else if (ch == '(') {
+            ++depth;
+        } else if (ch == ')') {
+            depth = depth > 0 ? depth - 1 : 0;
+        } else if (ch == ']' && depth == 0) {
+            return i;
+        }
+    }
+    return std::string_view::npos;
 }
 
 std::optional<std::uint64_t> parse_u64(std::string_view s) {
@@ -257,7 +297,7 @@ Result<Response> Parser::read(const LiteralHook& hook) {
 
 Result<void> Parser::parse_resp_text(Cursor& c, Response& r) {
     if (c.peek() == '[') {
-        std::size_t close = c.line.find(']', c.pos);
+        std::size_t close = closing_bracket(c.line, c.pos + 1);
         if (close == std::string::npos) {
             return fail(c, "response code without ']'");
         }
@@ -336,93 +376,114 @@ Result<Value> Parser::parse_value(Cursor& c, Response& r, std::vector<Value>& si
         return v;
     }
     if (ch == '"') {
-        ++c.pos;
-        v.kind = Value::Kind::string;
-        for (;;) {
+        return parse_quoted(c);
+    }
+    if (ch == '{' || (ch == '~' && c.pos + 1 < c.line.size() && c.line[c.pos + 1] == '{')) {
+        return parse_literal(c, r, siblings, depth, hook);
+    }
+    // An item name where a FETCH's data items stand (depth 1, even position).
+    return parse_atom(c, r.keyword == "FETCH" && depth == 1 && siblings.size() % 2 == 0);
+}
+
+Result<Value> Parser::parse_quoted(Cursor& c) {
+    Value v;
+    ++c.pos;
+    v.kind = Value::Kind::string;
+    for (;;) {
+        if (c.at_end()) {
+            return fail(c, "quoted string not closed");
+        }
+        char q = c.line[c.pos++];
+        if (q == '"') {
+            break;
+        }
+        if (q == '\\') {
             if (c.at_end()) {
                 return fail(c, "quoted string not closed");
             }
-            char q = c.line[c.pos++];
-            if (q == '"') {
-                break;
+            q = c.line[c.pos++];
+            if (q != '"' && q != '\\') {
+                return fail(c, "bad escape in quoted string");
             }
-            if (q == '\\') {
-                if (c.at_end()) {
-                    return fail(c, "quoted string not closed");
-                }
-                q = c.line[c.pos++];
-                if (q != '"' && q != '\\') {
-                    return fail(c, "bad escape in quoted string");
-                }
-            } else if (q == '\r' || q == '\n' || q == '\0') {
-                return fail(c, "control character in quoted string");
-            }
-            v.str.push_back(q);
+        } else if (q == '\r' || q == '\n' || q == '\0') {
+            return fail(c, "control character in quoted string");
         }
-        return v;
+        v.str.push_back(q);
     }
-    if (ch == '{' || (ch == '~' && c.pos + 1 < c.line.size() && c.line[c.pos + 1] == '{')) {
-        std::size_t open = ch == '~' ? c.pos + 1 : c.pos;
-        std::size_t close = c.line.find('}', open);
-        if (close == std::string::npos || close + 1 != c.line.size()) {
-            return fail(c, "literal size must end the line");
+    return v;
+}
+
+Result<Value> Parser::parse_literal(Cursor& c, Response& r, std::vector<Value>& siblings,
+                                    unsigned depth, const LiteralHook& hook) {
+    Value v;
+    const char ch = c.peek();
+    std::size_t open = ch == '~' ? c.pos + 1 : c.pos;
+    std::size_t close = c.line.find('}', open);
+    if (close == std::string::npos || close + 1 != c.line.size()) {
+        return fail(c, "literal size must end the line");
+    }
+    auto size = parse_u64(std::string_view(c.line).substr(open + 1, close - open - 1));
+    if (!size) {
+        return fail(c, "bad literal size");
+    }
+    if (*size > lim_.max_stream_literal) {
+        return fail(c, "literal of " + std::to_string(*size) + " bytes announced, limit is " +
+                           std::to_string(lim_.max_stream_literal));
+    }
+    c.pos = c.line.size();
+    LiteralReader reader(in_, *size);
+    bool streamed = false;
+    if (hook) {
+        LiteralContext ctx{r, siblings, depth};
+        auto h = hook(ctx, *size, reader);
+        if (!h) {
+            return h.error();
         }
-        auto size = parse_u64(std::string_view(c.line).substr(open + 1, close - open - 1));
-        if (!size) {
-            return fail(c, "bad literal size");
-        }
-        if (*size > lim_.max_stream_literal) {
-            return fail(c, "literal of " + std::to_string(*size) + " bytes announced, limit is " +
-                               std::to_string(lim_.max_stream_literal));
-        }
-        c.pos = c.line.size();
-        LiteralReader reader(in_, *size);
-        bool streamed = false;
-        if (hook) {
-            LiteralContext ctx{r, siblings, depth};
-            auto h = hook(ctx, *size, reader);
-            if (!h) {
-                return h.error();
-            }
-            streamed = *h;
-        }
-        if (streamed) {
-            if (auto e = reader.skip_rest(); !e) {
-                return e.error();
-            }
-            v.kind = Value::Kind::streamed;
-            v.num = *size;
-        } else {
-            if (*size > lim_.max_literal || c.budget + *size > lim_.max_response) {
-                return fail(c, "literal of " + std::to_string(*size) +
-                                   " bytes is larger than allowed here (" +
-                                   std::to_string(lim_.max_literal) + ")");
-            }
-            v.kind = Value::Kind::string;
-            v.str.reserve(static_cast<std::size_t>(*size));
-            while (reader.remaining() > 0) {
-                auto chunk = reader.next();
-                if (!chunk) {
-                    return chunk.error();
-                }
-                v.str.append(chunk->data(), chunk->size());
-            }
-            c.budget += v.str.size();
-        }
-        if (auto e = next_line(c); !e) {
+        streamed = *h;
+    }
+    if (streamed) {
+        if (auto e = reader.skip_rest(); !e) {
             return e.error();
         }
-        return v;
+        v.kind = Value::Kind::streamed;
+        v.num = *size;
+    } else {
+        if (*size > lim_.max_literal || c.budget + *size > lim_.max_response) {
+            return fail(c, "literal of " + std::to_string(*size) +
+                               " bytes is larger than allowed here (" +
+                               std::to_string(lim_.max_literal) + ")");
+        }
+        v.kind = Value::Kind::string;
+        v.str.reserve(static_cast<std::size_t>(*size));
+        while (reader.remaining() > 0) {
+            auto chunk = reader.next();
+            if (!chunk) {
+                return chunk.error();
+            }
+            v.str.append(chunk->data(), chunk->size());
+        }
+        c.budget += v.str.size();
     }
+    if (auto e = next_line(c); !e) {
+        return e.error();
+    }
+    return v;
+}
+
+Result<Value> Parser::parse_atom(Cursor& c, bool item_name) {
+    Value v;
     // Atom, number or NIL.
     std::size_t start = c.pos;
     while (!c.at_end()) {
         char a = c.line[c.pos];
-        if (a == '[') {
-            // A section: up to the matching ']' (may contain spaces and a list).
-            std::size_t close = c.line.find(']', c.pos);
+        // Only a FETCH data item's name takes a section: in a flag list "BODY[x" is a
+        // keyword like any other.
+        if (a == '[' && item_name &&
+            section_item(std::string_view(c.line).substr(start, c.pos - start))) {
+            // A section: up to its ']' (may hold spaces, a header list, quoted names).
+            std::size_t close = closing_bracket(c.line, c.pos + 1);
             if (close == std::string::npos) {
-                return fail(c, "'[' without ']'");
+                return fail(c, "section '[' without ']'");
             }
             for (std::size_t i = c.pos; i < close; ++i) {
                 auto u = static_cast<unsigned char>(c.line[i]);
@@ -442,17 +503,18 @@ Result<Value> Parser::parse_value(Cursor& c, Response& r, std::vector<Value>& si
         return fail(c, "unexpected character");
     }
     v.str = c.line.substr(start, c.pos - start);
-    if (std::all_of(v.str.begin(), v.str.end(), [](char d) { return d >= '0' && d <= '9'; })) {
-        auto n = parse_u64(v.str);
-        if (!n) {
-            return fail(c, "number out of range");
-        }
+    bool digits =
+        std::all_of(v.str.begin(), v.str.end(), [](char d) { return d >= '0' && d <= '9'; });
+    if (auto n = digits ? parse_u64(v.str) : std::nullopt) {
         v.kind = Value::Kind::number;
         v.num = *n;
     } else if (ieq(v.str, "NIL")) {
+        // NIL where an nstring may stand; `str` keeps the text, since where the grammar
+        // wants an astring (a mailbox named NIL) the same bytes are a name.
         v.kind = Value::Kind::nil;
-        v.str.clear();
     } else {
+        // Includes digit strings too long for a number: a keyword "2024123112345678901234"
+        // is an atom, and a message number that long is refused by its reader.
         v.kind = Value::Kind::atom;
     }
     return v;

@@ -36,7 +36,8 @@ struct Limits {
 struct Value {
     enum class Kind : std::uint8_t { atom, number, string, nil, list, streamed };
     Kind kind = Kind::nil;
-    std::string str;         // atom text, number text, string contents
+    std::string str;         // atom text ("BODY[]" with its section), number text,
+                             // string contents, NIL's own text
     std::uint64_t num = 0;   // number value; size of a streamed literal
     std::vector<Value> list; // list items
 
@@ -44,6 +45,8 @@ struct Value {
     [[nodiscard]] bool is_string_like() const {
         return kind == Kind::atom || kind == Kind::number || kind == Kind::string;
     }
+    // Where the grammar wants an astring (a mailbox name), a bare NIL is the name "NIL".
+    [[nodiscard]] bool is_astring() const { return is_string_like() || kind == Kind::nil; }
 };
 
 struct Response {
@@ -109,6 +112,10 @@ class Parser {
                               const LiteralHook& hook);
     Result<Value> parse_value(Cursor& c, Response& r, std::vector<Value>& siblings, unsigned depth,
                               const LiteralHook& hook);
+    Result<Value> parse_quoted(Cursor& c);
+    Result<Value> parse_literal(Cursor& c, Response& r, std::vector<Value>& siblings,
+                                unsigned depth, const LiteralHook& hook);
+    Result<Value> parse_atom(Cursor& c, bool item_name);
     Result<void> parse_resp_text(Cursor& c, Response& r);
     Result<void> next_line(Cursor& c);
     Error fail(const Cursor& c, std::string why) const;
