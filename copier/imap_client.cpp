@@ -167,7 +167,9 @@ Result<Response> Client::read(const LiteralHook& hook) {
     auto r = parser_->read(hook);
     if (!r) {
         Error e = r.error();
-        e.what += " from " + peer();
+        if (e.what.find(peer()) == std::string::npos) { // the transport may have named it
+            e.what += " from " + peer();
+        }
         if (!bye_.empty()) {
             e.detail += " (server said BYE " + sanitize_reply(bye_) + ")";
         }
@@ -327,7 +329,8 @@ Result<void> Client::login(const std::string& user, const Secret& password,
     for (;;) {
         auto r = read();
         if (!r) {
-            return r.error();
+            // Say which step broke ("log in as … at host:port: timed out"), as the greeting does.
+            return make_error(what, r.error().detail, r.error().scope, r.error().retry);
         }
         if (r->type == Response::Type::continuation) {
             // A server asking for more during PLAIN means it did not like our message.
