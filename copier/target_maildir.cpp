@@ -1205,15 +1205,17 @@ class Tree final : public MaildirTree {
         auto bad = [&](const std::string& why) {
             return make_error("folder \"" + wire + "\" in " + root_, why, Scope::folder);
         };
+        // Dovecot refuses a name that starts with '~' (its home-directory shorthand), not a
+        // lower level that does: "Parent.~tilde" is a folder it creates itself.
+        if (!wire.empty() && wire[0] == '~') {
+            return bad("a name starting with '~': Dovecot refuses it");
+        }
         for (const auto& level : split(wire, '.')) {
             if (level.empty()) {
                 return bad("an empty level (\"..\" or a '.' at an end): Maildir++ cannot name it");
             }
             if (level.find('/') != std::string::npos) {
                 return bad("'/' in a level: Maildir++ cannot name it");
-            }
-            if (level[0] == '~') {
-                return bad("a level starting with '~': Dovecot refuses it");
             }
             if (auto d = imap::mutf7_decode(level); !d) {
                 return bad("not modified UTF-7: " + d.error().message());

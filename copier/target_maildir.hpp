@@ -163,7 +163,8 @@ class MaildirTree {
 
     // The folder with this wire name; created (with cur/ new/ tmp/ and maildirfolder) when
     // `create`. A name Dovecot's Maildir++ cannot hold (a level that is empty, "." or "..",
-    // contains '/', or starts with '~') fails with scope folder.
+    // or contains '/'; a name that starts with '~' — a lower level may) fails with scope
+    // folder.
     virtual Result<std::unique_ptr<MaildirFolder>> folder(const std::string& wire, bool create) = 0;
 };
 

@@ -557,13 +557,18 @@ TEST_CASE("bad input and failures: locks, broken writers, sizes, names, a file a
     }
 
     SUBCASE("names Maildir++ cannot hold") {
-        for (const std::string bad : {"a..b", ".x", "x.", "a/b", "~x", "x.~y", "", "&Jjo"}) {
+        for (const std::string bad : {"a..b", ".x", "x.", "a/b", "~x", "~x.y", "", "&Jjo"}) {
             auto f = tree->folder(bad, true);
             REQUIRE_FALSE_MESSAGE(f, bad);
             CHECK(f.error().scope == mf::Scope::folder);
         }
         CHECK_FALSE(fs::exists(root + "/.a..b"));
         CHECK_FALSE(fs::exists(root + "/.a"));
+        // Only a name that starts with '~' is refused (as Dovecot does); a lower level that
+        // starts with one is a folder Dovecot creates itself.
+        auto tilde = tree->folder("x.~y", true);
+        REQUIRE_MESSAGE(tilde, (tilde ? "" : tilde.error().message()));
+        CHECK(fs::is_directory(root + "/.x.~y/cur"));
     }
 
     SUBCASE("a root that is a regular file") {
