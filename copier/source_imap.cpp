@@ -54,11 +54,10 @@ class ImapSource final : public Source {
                 }
                 std::vector<Folder> out;
                 for (const auto& b : listing->boxes) {
-                    // A subscription to a name the server does not list is no folder of
-                    // the user's: nothing to copy and nothing a client shows.
-                    if (!b.listed) {
-                        continue;
-                    }
+                    // A subscription to a name the server does not list (a folder since
+                    // deleted) has nothing to copy, but it is the user's: a client that
+                    // shows subscribed folders shows it. It comes as a \Noselect folder
+                    // (list_mailboxes() marks it so), for the target to subscribe.
                     Folder f;
                     f.parts = b.parts;
                     f.noselect = b.noselect;
