@@ -28,6 +28,7 @@
 #include <array>
 #include <cerrno>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -444,6 +445,27 @@ Result<Listing> tree_listing(target::MaildirTree& tree) {
     return out;
 }
 
+// Whether the target gets this subscription. Dovecot's subscriptions file holds any name,
+// as the old server's did, so a subscribed \Noselect parent and a subscription to a folder
+// that no longer exists are carried too (they were dropped without a word); a folder the
+// filters leave out, or whose directory could not be made, is not subscribed.
+bool carry_subscription(const FolderPlan& p, const Options& opts,
+                        const std::set<std::string>& unusable) {
+    if (!p.src.subscribed || p.dst_subscribed || p.dst_wire.empty() ||
+        unusable.count(p.dst_wire) != 0) {
+        return false;
+    }
+    if (p.copy || p.dst_exists) {
+        return true;
+    }
+    if (!p.src.noselect) {
+        return false; // filtered out
+    }
+    return std::none_of(
+        opts.filters.skip.begin(), opts.filters.skip.end(),
+        [&](const std::string& pat) { return ::fnmatch(pat.c_str(), p.name.c_str(), 0) == 0; });
+}
+
 } // namespace
 
 Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const Options& opts,
@@ -523,8 +545,7 @@ Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const 
     // Subscriptions last, so a folder that could not be created is not subscribed.
     std::vector<std::string> subscribe;
     for (const auto& p : plans) {
-        if (p.src.subscribed && !p.dst_subscribed && !p.dst_wire.empty() &&
-            (p.copy || p.dst_exists) && unusable.count(p.dst_wire) == 0) {
+        if (carry_subscription(p, opts, unusable)) {
             subscribe.push_back(p.dst_wire);
         }
     }
