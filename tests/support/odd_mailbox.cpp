@@ -93,9 +93,10 @@ void add_odd_bytes(std::vector<MessageCase>& m) {
         c.raw_bytes = raw;
         m.push_back(std::move(c));
     };
-    add("nul", std::string("Subject: NUL bytes\r\n\r\nbefore\0after\0\r\n", 36), true);
+    add("nul", std::string("Subject: NUL bytes\r\n\r\nbefore\0after\0\r\n", 37), true);
     add("bare-lf", "Subject: bare LF\n\nline one\nline two\n", true, {"\\Seen"});
     add("lone-cr", "Subject: a lone CR\r\n\r\none\rtwo\r\n", true);
+    add("trailing-cr", "Subject: the last byte is a CR\r\n\r\nbody\r", true);
     add("8bit-header",
         "Subject: Gr\xc3\xbc\xc3\x9f"
         "e aus K\xf6ln\r\nFrom: J\xc3\xb6rg <j@example.org>\r\n\r\nbody\r\n",
