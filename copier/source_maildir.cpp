@@ -2,6 +2,7 @@
 #include "source_maildir.hpp"
 
 #include "mutf7.hpp"
+#include "source_maildir_parse.hpp"
 
 #include <algorithm>
 #include <array>
@@ -33,87 +34,27 @@ std::optional<std::string> read_small(const fs::path& p) {
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// The part of a Maildir file name before the info (":2,…"); Dovecot and Courier key
-// their UID lists by it.
-std::string base_of(std::string_view name) {
-    return std::string(name.substr(0, name.find(':')));
-}
+using maildir::base_of;
+using maildir::flags_of;
+using maildir::name_time;
+using maildir::UidList;
 
-struct UidList {
-    std::uint32_t uidvalidity = 0;
-    std::uint32_t next = 1;
-    std::map<std::string, std::uint32_t> by_base;
-};
-
-// dovecot-uidlist ("3 V<validity> N<next> …" then "<uid> [ext…] :<name>", or version 1
-// "1 <validity> <next>" then "<uid> <name>") and courierimapuiddb (version 1 format).
+// dovecot-uidlist or courierimapuiddb, when the file is there and its header makes sense.
 std::optional<UidList> read_uidlist(const fs::path& p) {
     auto text = read_small(p);
     if (!text) {
         return std::nullopt;
     }
-    auto lines = split(*text, '\n');
-    if (lines.empty()) {
-        return std::nullopt;
-    }
-    UidList u;
-    auto head = split(lines[0], ' ');
-    if (head.size() >= 3 && head[0] == "1") {
-        u.uidvalidity = static_cast<std::uint32_t>(to_u64(head[1]).value_or(0));
-        u.next = static_cast<std::uint32_t>(to_u64(head[2]).value_or(1));
-    } else if (!head.empty() && head[0] == "3") {
-        for (const auto& t : head) {
-            if (t.size() > 1 && t[0] == 'V') {
-                u.uidvalidity = static_cast<std::uint32_t>(to_u64(t.substr(1)).value_or(0));
-            } else if (t.size() > 1 && t[0] == 'N') {
-                u.next = static_cast<std::uint32_t>(to_u64(t.substr(1)).value_or(1));
-            }
-        }
-    } else {
-        return std::nullopt;
-    }
-    if (u.uidvalidity == 0) {
-        return std::nullopt;
-    }
-    for (std::size_t i = 1; i < lines.size(); ++i) {
-        const auto& l = lines[i];
-        auto sp = l.find(' ');
-        if (sp == std::string::npos) {
-            continue;
-        }
-        auto uid = to_u64(std::string_view(l).substr(0, sp));
-        if (!uid || *uid == 0 || *uid > 0xffffffffu) {
-            continue;
-        }
-        std::string name;
-        if (auto colon = l.find(" :"); colon != std::string::npos) {
-            name = l.substr(colon + 2);
-        } else {
-            name = l.substr(l.rfind(' ') + 1);
-        }
-        if (!name.empty()) {
-            u.by_base[base_of(name)] = static_cast<std::uint32_t>(*uid);
-            u.next = std::max(u.next, static_cast<std::uint32_t>(*uid + 1));
-        }
-    }
-    return u;
+    return maildir::parse_uidlist(*text);
 }
 
 // "0 $Label1" lines: the keyword a maildir info letter 'a'+N stands for.
 std::map<char, std::string> read_dovecot_keywords(const fs::path& dir) {
-    std::map<char, std::string> out;
     auto text = read_small(dir / "dovecot-keywords");
     if (!text) {
-        return out;
+        return {};
     }
-    for (const auto& l : split(*text, '\n')) {
-        auto sp = l.find(' ');
-        auto idx = to_u64(std::string_view(l).substr(0, sp));
-        if (sp != std::string::npos && idx && *idx < 26 && sp + 1 < l.size()) {
-            out[static_cast<char>('a' + *idx)] = l.substr(sp + 1);
-        }
-    }
-    return out;
+    return maildir::parse_dovecot_keywords(*text);
 }
 
 // Courier's keywords per message base name. courierimapkeywords/:list names the
@@ -477,60 +418,11 @@ class MaildirSource final : public Source {
         return 1;
     }
 
-    static std::optional<std::int64_t> name_time(const std::string& name) {
-        auto t = to_u64(std::string_view(name).substr(0, name.find('.')));
-        if (!t || *t == 0) {
-            return std::nullopt;
-        }
-        return static_cast<std::int64_t>(*t);
-    }
-
-    static std::string flags_of(const std::string& name, const std::map<char, std::string>& kw,
-                                const std::map<std::string, std::vector<std::string>>& courier) {
-        std::vector<std::string> out;
-        if (auto c = courier.find(base_of(name)); c != courier.end()) {
-            out = c->second;
-        }
-        auto pos = name.find(":2,");
-        if (pos == std::string::npos) {
-            return join_flags(std::move(out));
-        }
-        for (char c : name.substr(pos + 3)) {
-            switch (c) {
-            case 'D':
-                out.emplace_back("\\Draft");
-                break;
-            case 'F':
-                out.emplace_back("\\Flagged");
-                break;
-            case 'R':
-                out.emplace_back("\\Answered");
-                break;
-            case 'S':
-                out.emplace_back("\\Seen");
-                break;
-            case 'T':
-                out.emplace_back("\\Deleted");
-                break;
-            default:
-                if (auto it = kw.find(c); it != kw.end()) {
-                    out.push_back(it->second);
-                }
-            }
-        }
-        return join_flags(std::move(out));
-    }
-
     // Size with bare LF counted as CRLF: Dovecot's ",W=" in the name when present, else
     // counted from the bytes.
     static Result<std::uint64_t> wire_size(const fs::path& p, const std::string& name) {
-        std::string base = base_of(name);
-        if (auto w = base.find(",W="); w != std::string::npos) {
-            auto end = base.find(',', w + 3);
-            if (auto v = to_u64(std::string_view(base).substr(
-                    w + 3, end == std::string::npos ? std::string::npos : end - w - 3))) {
-                return *v;
-            }
+        if (auto w = maildir::name_wire_size(name)) {
+            return *w;
         }
         std::ifstream in(p, std::ios::binary);
         if (!in) {
@@ -563,6 +455,128 @@ class MaildirSource final : public Source {
 };
 
 } // namespace
+
+namespace maildir {
+
+std::string base_of(std::string_view name) {
+    return std::string(name.substr(0, name.find(':')));
+}
+
+std::optional<UidList> parse_uidlist(std::string_view text) {
+    auto lines = split(text, '\n');
+    if (lines.empty()) {
+        return std::nullopt;
+    }
+    UidList u;
+    auto head = split(lines[0], ' ');
+    if (head.size() >= 3 && head[0] == "1") {
+        u.uidvalidity = static_cast<std::uint32_t>(to_u64(head[1]).value_or(0));
+        u.next = static_cast<std::uint32_t>(to_u64(head[2]).value_or(1));
+    } else if (!head.empty() && head[0] == "3") {
+        for (const auto& t : head) {
+            if (t.size() > 1 && t[0] == 'V') {
+                u.uidvalidity = static_cast<std::uint32_t>(to_u64(t.substr(1)).value_or(0));
+            } else if (t.size() > 1 && t[0] == 'N') {
+                u.next = static_cast<std::uint32_t>(to_u64(t.substr(1)).value_or(1));
+            }
+        }
+    } else {
+        return std::nullopt;
+    }
+    if (u.uidvalidity == 0) {
+        return std::nullopt;
+    }
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        const auto& l = lines[i];
+        auto sp = l.find(' ');
+        if (sp == std::string::npos) {
+            continue;
+        }
+        auto uid = to_u64(std::string_view(l).substr(0, sp));
+        if (!uid || *uid == 0 || *uid > 0xffffffffu) {
+            continue;
+        }
+        std::string name;
+        if (auto colon = l.find(" :"); colon != std::string::npos) {
+            name = l.substr(colon + 2);
+        } else {
+            name = l.substr(l.rfind(' ') + 1);
+        }
+        if (!name.empty()) {
+            u.by_base[base_of(name)] = static_cast<std::uint32_t>(*uid);
+            u.next = std::max(u.next, static_cast<std::uint32_t>(*uid + 1));
+        }
+    }
+    return u;
+}
+
+std::map<char, std::string> parse_dovecot_keywords(std::string_view text) {
+    std::map<char, std::string> out;
+    for (const auto& l : split(text, '\n')) {
+        auto sp = l.find(' ');
+        auto idx = to_u64(std::string_view(l).substr(0, sp));
+        if (sp != std::string::npos && idx && *idx < 26 && sp + 1 < l.size()) {
+            out[static_cast<char>('a' + *idx)] = l.substr(sp + 1);
+        }
+    }
+    return out;
+}
+
+std::optional<std::int64_t> name_time(const std::string& name) {
+    auto t = to_u64(std::string_view(name).substr(0, name.find('.')));
+    if (!t || *t == 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::int64_t>(*t);
+}
+
+std::string flags_of(const std::string& name, const std::map<char, std::string>& kw,
+                     const std::map<std::string, std::vector<std::string>>& courier) {
+    std::vector<std::string> out;
+    if (auto c = courier.find(base_of(name)); c != courier.end()) {
+        out = c->second;
+    }
+    auto pos = name.find(":2,");
+    if (pos == std::string::npos) {
+        return join_flags(std::move(out));
+    }
+    for (char c : name.substr(pos + 3)) {
+        switch (c) {
+        case 'D':
+            out.emplace_back("\\Draft");
+            break;
+        case 'F':
+            out.emplace_back("\\Flagged");
+            break;
+        case 'R':
+            out.emplace_back("\\Answered");
+            break;
+        case 'S':
+            out.emplace_back("\\Seen");
+            break;
+        case 'T':
+            out.emplace_back("\\Deleted");
+            break;
+        default:
+            if (auto it = kw.find(c); it != kw.end()) {
+                out.push_back(it->second);
+            }
+        }
+    }
+    return join_flags(std::move(out));
+}
+
+std::optional<std::uint64_t> name_wire_size(const std::string& name) {
+    std::string base = base_of(name);
+    if (auto w = base.find(",W="); w != std::string::npos) {
+        auto end = base.find(',', w + 3);
+        return to_u64(std::string_view(base).substr(
+            w + 3, end == std::string::npos ? std::string::npos : end - w - 3));
+    }
+    return std::nullopt;
+}
+
+} // namespace maildir
 
 std::unique_ptr<Source> open_maildir(const std::string& root) {
     return std::make_unique<MaildirSource>(root);

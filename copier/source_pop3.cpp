@@ -5,13 +5,55 @@
 #include "imap_client.hpp"
 #include "imap_io.hpp"
 #include "mailferry/log.hpp"
+#include "pop3_proto.hpp"
 
+#include <cstdlib>
 #include <map>
+
+namespace mf::copy::pop3 {
+
+Result<void> read_lines(imap::Input& in, std::size_t max_line,
+                        const std::function<Result<void>(std::string_view)>& each) {
+    for (;;) {
+        auto l = in.line(max_line);
+        if (!l) {
+            return l.error();
+        }
+        std::string_view v = *l;
+        if (v == ".") {
+            return {};
+        }
+        if (!v.empty() && v[0] == '.') {
+            v.remove_prefix(1);
+        }
+        if (auto r = each(v); !r) {
+            return r;
+        }
+    }
+}
+
+void add_uidl_line(std::string_view l, std::map<unsigned long, std::string>& uidls) {
+    auto sp = l.find(' ');
+    if (sp != std::string_view::npos) {
+        uidls[std::strtoul(std::string(l.substr(0, sp)).c_str(), nullptr, 10)] =
+            std::string(l.substr(sp + 1));
+    }
+}
+
+void add_list_line(std::string_view l, std::map<unsigned long, std::uint64_t>& sizes) {
+    auto sp = l.find(' ');
+    if (sp != std::string_view::npos) {
+        sizes[std::strtoul(std::string(l.substr(0, sp)).c_str(), nullptr, 10)] =
+            std::strtoull(std::string(l.substr(sp + 1)).c_str(), nullptr, 10);
+    }
+}
+
+} // namespace mf::copy::pop3
 
 namespace mf::copy::source {
 namespace {
 
-constexpr std::size_t kMaxLine = 1u << 20;
+using pop3::kMaxLine;
 
 class Pop3Source final : public Source {
   public:
@@ -123,22 +165,7 @@ class Pop3Source final : public Source {
 
     // Reads a multi-line answer up to ".", dot-unstuffed, one call per line.
     Result<void> lines(const std::function<Result<void>(std::string_view)>& each) {
-        for (;;) {
-            auto l = in_->line(kMaxLine);
-            if (!l) {
-                return l.error();
-            }
-            std::string_view v = *l;
-            if (v == ".") {
-                return {};
-            }
-            if (!v.empty() && v[0] == '.') {
-                v.remove_prefix(1);
-            }
-            if (auto r = each(v); !r) {
-                return r;
-            }
-        }
+        return pop3::read_lines(*in_, kMaxLine, each);
     }
 
     Result<void> open() {
@@ -179,11 +206,7 @@ class Pop3Source final : public Source {
             return r.error();
         }
         auto r = lines([&](std::string_view l) -> Result<void> {
-            auto sp = l.find(' ');
-            if (sp != std::string_view::npos) {
-                uidls_[std::strtoul(std::string(l.substr(0, sp)).c_str(), nullptr, 10)] =
-                    std::string(l.substr(sp + 1));
-            }
+            pop3::add_uidl_line(l, uidls_);
             return {};
         });
         if (!r) {
@@ -193,11 +216,7 @@ class Pop3Source final : public Source {
             return c.error();
         }
         return lines([&](std::string_view l) -> Result<void> {
-            auto sp = l.find(' ');
-            if (sp != std::string_view::npos) {
-                sizes_[std::strtoul(std::string(l.substr(0, sp)).c_str(), nullptr, 10)] =
-                    std::strtoull(std::string(l.substr(sp + 1)).c_str(), nullptr, 10);
-            }
+            pop3::add_list_line(l, sizes_);
             return {};
         });
     }

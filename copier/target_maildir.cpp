@@ -4,6 +4,7 @@
 
 #include "file_util.hpp"
 #include "mutf7.hpp"
+#include "target_maildir_uidlist.hpp"
 
 #include <algorithm>
 #include <array>
@@ -442,76 +443,16 @@ class DotLock {
     std::string mark_dir_; // the folder whose mark links name this lock; empty: unmarked
 };
 
-struct UidList {
-    bool exists = false;
-    std::uint32_t uidvalidity = 0;
-    std::uint64_t next = 1;
-    std::vector<std::string> header_rest; // header fields we keep as they are (G…, others)
-    std::vector<std::string> lines;       // verbatim: never rewrite another writer's line
-    std::map<std::uint32_t, std::string> by_uid;
-
-    [[nodiscard]] std::string text() const {
-        std::string out = "3 V" + std::to_string(uidvalidity) + " N" + std::to_string(next);
-        for (const auto& f : header_rest) {
-            out += " " + f;
-        }
-        out += "\n";
-        for (const auto& l : lines) {
-            out += l + "\n";
-        }
-        return out;
-    }
-};
-
 Result<UidList> read_uidlist(const std::string& dir) {
     const std::string path = dir + "/dovecot-uidlist";
     auto text = read_optional(path, Scope::folder);
     if (!text) {
         return text.error();
     }
-    UidList u;
     if (!*text || (*text)->empty()) {
-        return u; // Dovecot, too, writes an empty uidlist anew
+        return UidList{}; // Dovecot, too, writes an empty uidlist anew
     }
-    u.exists = true;
-    auto lines = split(**text, '\n');
-    auto head = split(lines[0], ' ');
-    if (head[0] != "3") {
-        return make_error("read " + path,
-                          "version \"" + head[0] + "\" (only version 3, Dovecot 2's, is written)",
-                          Scope::folder);
-    }
-    for (std::size_t i = 1; i < head.size(); ++i) {
-        const auto& t = head[i];
-        if (t.size() > 1 && t[0] == 'V') {
-            u.uidvalidity = static_cast<std::uint32_t>(
-                std::min<std::uint64_t>(source::to_u64(t.substr(1)).value_or(0), 0xffffffffU));
-        } else if (t.size() > 1 && t[0] == 'N') {
-            u.next = std::max<std::uint64_t>(source::to_u64(t.substr(1)).value_or(1), 1);
-        } else if (!t.empty()) {
-            u.header_rest.push_back(t);
-        }
-    }
-    if (u.uidvalidity == 0) {
-        return make_error("read " + path, "no UIDVALIDITY in the header", Scope::folder);
-    }
-    for (std::size_t i = 1; i < lines.size(); ++i) {
-        const auto& l = lines[i];
-        if (l.empty()) {
-            continue;
-        }
-        u.lines.push_back(l);
-        auto sp = l.find(' ');
-        auto uid = source::to_u64(std::string_view(l).substr(0, sp));
-        auto colon = l.find(" :");
-        if (sp == std::string::npos || !uid || *uid == 0 || *uid > kMaxUid ||
-            colon == std::string::npos) {
-            continue;
-        }
-        u.by_uid[static_cast<std::uint32_t>(*uid)] = base_of(l.substr(colon + 2));
-        u.next = std::max<std::uint64_t>(u.next, *uid + 1);
-    }
-    return u;
+    return parse_uidlist(**text, path);
 }
 
 // Message files in cur/ and new/: name → sub-directory.
@@ -1230,6 +1171,49 @@ class Tree final : public MaildirTree {
 };
 
 } // namespace
+
+Result<UidList> parse_uidlist(std::string_view text, const std::string& path) {
+    UidList u;
+    u.exists = true;
+    auto lines = split(text, '\n');
+    auto head = split(lines[0], ' ');
+    if (head[0] != "3") {
+        return make_error("read " + path,
+                          "version \"" + head[0] + "\" (only version 3, Dovecot 2's, is written)",
+                          Scope::folder);
+    }
+    for (std::size_t i = 1; i < head.size(); ++i) {
+        const auto& t = head[i];
+        if (t.size() > 1 && t[0] == 'V') {
+            u.uidvalidity = static_cast<std::uint32_t>(
+                std::min<std::uint64_t>(source::to_u64(t.substr(1)).value_or(0), 0xffffffffU));
+        } else if (t.size() > 1 && t[0] == 'N') {
+            u.next = std::max<std::uint64_t>(source::to_u64(t.substr(1)).value_or(1), 1);
+        } else if (!t.empty()) {
+            u.header_rest.push_back(t);
+        }
+    }
+    if (u.uidvalidity == 0) {
+        return make_error("read " + path, "no UIDVALIDITY in the header", Scope::folder);
+    }
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        const auto& l = lines[i];
+        if (l.empty()) {
+            continue;
+        }
+        u.lines.push_back(l);
+        auto sp = l.find(' ');
+        auto uid = source::to_u64(std::string_view(l).substr(0, sp));
+        auto colon = l.find(" :");
+        if (sp == std::string::npos || !uid || *uid == 0 || *uid > kMaxUid ||
+            colon == std::string::npos) {
+            continue;
+        }
+        u.by_uid[static_cast<std::uint32_t>(*uid)] = base_of(l.substr(colon + 2));
+        u.next = std::max<std::uint64_t>(u.next, *uid + 1);
+    }
+    return u;
+}
 
 Result<std::unique_ptr<MaildirTree>> open_maildir_tree(const std::string& root,
                                                        std::chrono::milliseconds lock_timeout) {

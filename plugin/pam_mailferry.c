@@ -54,6 +54,7 @@
 #include <security/pam_modules.h>
 
 #include "mailferry/mailferry.h"
+#include "pam_input.h"
 
 #define MF_PAM_MAX_PATH 1024
 #define MF_PAM_CACHE 4
@@ -96,24 +97,6 @@ __attribute__((destructor)) static void release_cache(void) {
     pthread_mutex_unlock(&cache_lock);
 }
 
-/* A user name fit for syslog: printable ASCII only, at most 64 bytes. */
-static void safe_name(const char* in, char* out, size_t outlen) {
-    size_t i = 0;
-    size_t o = 0;
-    if (in == NULL) {
-        in = "";
-    }
-    for (; in[i] != '\0' && o + 1 < outlen && i < 64; i++) {
-        unsigned char c = (unsigned char)in[i];
-        out[o++] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
-    }
-    if (in[i] != '\0' && o + 4 < outlen) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
-}
-
 static int parse_options(pam_handle_t* pamh, int argc, const char** argv,
                          struct mf_pam_options* opts) {
     int i;
@@ -134,7 +117,7 @@ static int parse_options(pam_handle_t* pamh, int argc, const char** argv,
             opts->debug = 1;
         } else {
             char shown[80];
-            safe_name(a, shown, sizeof shown);
+            mf_pam_safe_name(a, shown, sizeof shown);
             pam_syslog(pamh, LOG_ERR, "unknown option \"%s\" (known: config=PATH, debug)", shown);
             return PAM_SERVICE_ERR;
         }
@@ -213,18 +196,18 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t* pamh, int flags, int argc, cons
         pam_syslog(pamh, LOG_ERR, "cannot get the user name: %s", pam_strerror(pamh, rc));
         return rc;
     }
-    if (user == NULL || user[0] == '\0') {
+    if (mf_pam_check_user(user) != PAM_SUCCESS) {
         pam_syslog(pamh, LOG_NOTICE, "empty user name: authentication failed");
         return PAM_AUTH_ERR;
     }
-    safe_name(user, shown, sizeof shown);
+    mf_pam_safe_name(user, shown, sizeof shown);
     rc = pam_get_authtok(pamh, PAM_AUTHTOK, &password, NULL);
     if (rc != PAM_SUCCESS) {
         pam_syslog(pamh, LOG_ERR, "user %s: cannot get the password (conversation failed): %s",
                    shown, pam_strerror(pamh, rc));
         return rc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : rc;
     }
-    if (password == NULL) {
+    if (mf_pam_check_password(password) != PAM_SUCCESS) {
         pam_syslog(pamh, LOG_ERR, "user %s: no password", shown);
         return PAM_AUTH_ERR;
     }
@@ -247,7 +230,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t* pamh, int flags, int argc, cons
         rc = PAM_SUCCESS;
         if (result.user != NULL && strcmp(result.user, user) != 0) {
             char canon[80];
-            safe_name(result.user, canon, sizeof canon);
+            mf_pam_safe_name(result.user, canon, sizeof canon);
             if (pam_set_item(pamh, PAM_USER, result.user) != PAM_SUCCESS) {
                 pam_syslog(pamh, LOG_ERR, "user %s: cannot set PAM_USER to %s", shown, canon);
                 rc = PAM_SYSTEM_ERR;
