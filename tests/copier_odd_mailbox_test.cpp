@@ -239,6 +239,102 @@ void check_source(const cu::Account& s, const mft::odd::Filled& filled) {
     }
 }
 
+// (a) over IMAP into a new Dovecot.
+void into_imap(const cu::Account& s, const mft::odd::Filled& filled, const mf::copy::Endpoint& from,
+               const mft::TempDir& tmp, const mft::DovecotServer& dst, std::int64_t now) {
+    mf::copy::Options opts;
+    opts.state_path = tmp.file("imap.db");
+    const auto to = cu::endpoint(dst.imap_port(), kDstUser, kDstPw);
+    auto sum = mf::copy::copy_account(from, to, opts);
+    REQUIRE_MESSAGE(sum, (sum ? "" : sum.error().message()));
+    INFO(text(*sum));
+    CHECK(sum->exact());
+    CHECK(sum->messages_copied == filled.message_count);
+
+    // Dovecot keeps the time of the APPEND for a date more than ~2 h ahead: the one
+    // difference allowed, and only if the copy reported it.
+    // FAILS until copier/copy_folder.cpp (not ours to change now) notes such a date:
+    // FolderSync's APPEND args take m.date as it is and nothing compares the date the
+    // target stored. Also FAILS: Dovecot's APPEND drops a message's last byte when it is
+    // a lone CR ("trailing-cr" arrives one byte short), and nothing reports it; and the
+    // subscriptions to "Gone", "Parent/Gone too" (no longer existing) and "Hollow"
+    // (\Noselect) are not on the target: copy_account.cpp's create_and_subscribe() skips
+    // unlisted names without a note, and Dovecot refuses SUBSCRIBE to a name that does
+    // not exist (CREATE, SUBSCRIBE, DELETE before the children are created would do).
+    std::vector<std::string> excused;
+    const auto d = cu::snapshot(dst.imap_port(), kDstUser, kDstPw);
+    CHECK(strict_diff(
+              s, d,
+              [&](const std::string& f, const cu::Msg& a, const cu::Msg&, const std::string& w) {
+                  return f == "Future" && w == "date" && a.when && *a.when > now + 7200 &&
+                         noted(*sum, "Future", "future");
+              },
+              &excused) == "");
+    CHECK(excused.size() == 3);
+
+    auto again = mf::copy::copy_account(from, to, opts);
+    REQUIRE(again);
+    CHECK(again->messages_copied == 0);
+    CHECK(again->exact());
+
+    auto rep = mf::copy::verify_account(from, to, opts);
+    REQUIRE_MESSAGE(rep, (rep ? "" : rep.error().message()));
+    INFO(text(*rep));
+    CHECK(rep->messages_compared == filled.message_count);
+    for (const auto& m : rep->mismatches) {
+        CHECK_MESSAGE((m.folder == "Future" && m.what == "date"),
+                      std::string(m.folder + " " + m.what));
+    }
+}
+
+// (b) into a Maildir of ours that a Dovecot serves.
+void into_maildir(const cu::Account& s, const mft::odd::Filled& filled,
+                  const mf::copy::Endpoint& from, const mft::TempDir& tmp,
+                  const mft::DovecotServer& dst) {
+    mf::copy::Options opts;
+    opts.state_path = tmp.file("md.db");
+    mf::copy::Endpoint to;
+    to.local = "maildir:" + dst.mail_dir(kDstUser);
+    to.timeout = std::chrono::seconds(5);
+    auto sum = mf::copy::copy_account(from, to, opts);
+    REQUIRE_MESSAGE(sum, (sum ? "" : sum.error().message()));
+    INFO(text(*sum));
+    CHECK(sum->exact());
+    CHECK(sum->messages_copied == filled.message_count);
+
+    // dovecot-keywords has 26 letters: keywords beyond them may go, if reported.
+    std::vector<std::string> excused;
+    const auto d = cu::snapshot(dst.imap_port(), kDstUser, kDstPw);
+    CHECK(strict_diff(
+              s, d,
+              [&](const std::string& f, const cu::Msg& a, const cu::Msg& b, const std::string& w) {
+                  if (f != "Keywords" || w != "flags") {
+                      return false;
+                  }
+                  for (const auto& k : words(a.flags)) {
+                      if (b.flags.find(k) == std::string::npos && !noted(*sum, "Keywords", k)) {
+                          return false;
+                      }
+                  }
+                  return true;
+              },
+              &excused) == "");
+    CHECK(excused.size() >= 1);
+
+    auto again = mf::copy::copy_account(from, to, opts);
+    REQUIRE(again);
+    CHECK(again->messages_copied == 0);
+
+    auto rep = mf::copy::verify_account(from, to, opts);
+    REQUIRE_MESSAGE(rep, (rep ? "" : rep.error().message()));
+    INFO(text(*rep));
+    CHECK(rep->messages_compared == filled.message_count);
+    for (const auto& m : rep->mismatches) {
+        CHECK_MESSAGE((m.folder == "Keywords" && m.what == "flags"),
+                      std::string(m.folder + " " + m.what));
+    }
+}
+
 } // namespace
 
 TEST_CASE("the odd mailbox survives IMAP and Maildir targets, and verify proves it") {
@@ -253,95 +349,9 @@ TEST_CASE("the odd mailbox survives IMAP and Maildir targets, and verify proves 
     const std::int64_t now = std::time(nullptr);
 
     SUBCASE("into a Dovecot over IMAP") {
-        mf::copy::Options opts;
-        opts.state_path = tmp.file("imap.db");
-        const auto to = cu::endpoint(imap_dst.imap_port(), kDstUser, kDstPw);
-        auto sum = mf::copy::copy_account(from, to, opts);
-        REQUIRE_MESSAGE(sum, (sum ? "" : sum.error().message()));
-        INFO(text(*sum));
-        CHECK(sum->exact());
-        CHECK(sum->messages_copied == filled.message_count);
-
-        // Dovecot keeps the time of the APPEND for a date more than ~2 h ahead: the one
-        // difference allowed, and only if the copy reported it.
-        // FAILS until copier/copy_folder.cpp (not ours to change now) notes such a date:
-        // FolderSync's APPEND args take m.date as it is and nothing compares the date the
-        // target stored. Also FAILS: Dovecot's APPEND drops a message's last byte when it is
-        // a lone CR ("trailing-cr" arrives one byte short), and nothing reports it; and the
-        // subscriptions to "Gone", "Parent/Gone too" (no longer existing) and "Hollow"
-        // (\Noselect) are not on the target: copy_account.cpp's create_and_subscribe() skips
-        // unlisted names without a note, and Dovecot refuses SUBSCRIBE to a name that does
-        // not exist (CREATE, SUBSCRIBE, DELETE before the children are created would do).
-        std::vector<std::string> excused;
-        const auto d = cu::snapshot(imap_dst.imap_port(), kDstUser, kDstPw);
-        CHECK(
-            strict_diff(
-                s, d,
-                [&](const std::string& f, const cu::Msg& a, const cu::Msg&, const std::string& w) {
-                    return f == "Future" && w == "date" && a.when && *a.when > now + 7200 &&
-                           noted(*sum, "Future", "future");
-                },
-                &excused) == "");
-        CHECK(excused.size() == 3);
-
-        auto again = mf::copy::copy_account(from, to, opts);
-        REQUIRE(again);
-        CHECK(again->messages_copied == 0);
-        CHECK(again->exact());
-
-        auto rep = mf::copy::verify_account(from, to, opts);
-        REQUIRE_MESSAGE(rep, (rep ? "" : rep.error().message()));
-        INFO(text(*rep));
-        CHECK(rep->messages_compared == filled.message_count);
-        for (const auto& m : rep->mismatches) {
-            CHECK_MESSAGE((m.folder == "Future" && m.what == "date"),
-                          std::string(m.folder + " " + m.what));
-        }
+        into_imap(s, filled, from, tmp, imap_dst, now);
     }
-
     SUBCASE("into a Maildir of ours") {
-        mf::copy::Options opts;
-        opts.state_path = tmp.file("md.db");
-        mf::copy::Endpoint to;
-        to.local = "maildir:" + md_dst.mail_dir(kDstUser);
-        to.timeout = std::chrono::seconds(5);
-        auto sum = mf::copy::copy_account(from, to, opts);
-        REQUIRE_MESSAGE(sum, (sum ? "" : sum.error().message()));
-        INFO(text(*sum));
-        CHECK(sum->exact());
-        CHECK(sum->messages_copied == filled.message_count);
-
-        // dovecot-keywords has 26 letters: keywords beyond them may go, if reported.
-        std::vector<std::string> excused;
-        const auto d = cu::snapshot(md_dst.imap_port(), kDstUser, kDstPw);
-        CHECK(strict_diff(
-                  s, d,
-                  [&](const std::string& f, const cu::Msg& a, const cu::Msg& b,
-                      const std::string& w) {
-                      if (f != "Keywords" || w != "flags") {
-                          return false;
-                      }
-                      for (const auto& k : words(a.flags)) {
-                          if (b.flags.find(k) == std::string::npos && !noted(*sum, "Keywords", k)) {
-                              return false;
-                          }
-                      }
-                      return true;
-                  },
-                  &excused) == "");
-        CHECK(excused.size() >= 1);
-
-        auto again = mf::copy::copy_account(from, to, opts);
-        REQUIRE(again);
-        CHECK(again->messages_copied == 0);
-
-        auto rep = mf::copy::verify_account(from, to, opts);
-        REQUIRE_MESSAGE(rep, (rep ? "" : rep.error().message()));
-        INFO(text(*rep));
-        CHECK(rep->messages_compared == filled.message_count);
-        for (const auto& m : rep->mismatches) {
-            CHECK_MESSAGE((m.folder == "Keywords" && m.what == "flags"),
-                          std::string(m.folder + " " + m.what));
-        }
+        into_maildir(s, filled, from, tmp, md_dst);
     }
 }
