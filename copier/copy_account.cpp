@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 namespace mf::copy {
@@ -187,6 +188,14 @@ Result<void> run_folder(CopyContext& ctx, const FolderPlan& p, std::int64_t acco
     Summary& sum = ctx.summary;
     int tries = 0;
     for (;;) {
+        // Both servers must answer before the folder is tried: a server that does not is
+        // the account's trouble (try later), not this folder's.
+        if (auto s = ctx.ensure_src(); !s) {
+            return s.error();
+        }
+        if (auto d = ctx.ensure_dst(); !d) {
+            return d.error();
+        }
         std::size_t before = sum.messages_copied + sum.skipped.size();
         FolderSync fs(ctx, p, *row);
         auto r = fs.run();
@@ -212,12 +221,12 @@ Result<void> run_folder(CopyContext& ctx, const FolderPlan& p, std::int64_t acco
         bool progress_made = sum.messages_copied + sum.skipped.size() > before;
         tries = progress_made ? 0 : tries + 1;
         if (tries >= 3) {
-            if (e.scope == Scope::folder) {
-                sum.skipped.push_back(Skipped{p.name, 0, 0, e.message()});
-                complete = false;
-                return {};
-            }
-            return e; // the server keeps failing: temporary, try the account later
+            // Fresh connections logged in each time and the folder still failed at the
+            // same place: it is this folder's (an answer we cannot use, a connection that
+            // breaks on it). The rest of the account goes on; the next run tries it again.
+            sum.skipped.push_back(Skipped{p.name, 0, 0, e.message()});
+            complete = false;
+            return {};
         }
     }
     if (!row->complete) {
@@ -240,21 +249,10 @@ void merge(Summary& into, Summary&& from) {
     }
 }
 
-} // namespace
-
-Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Options& opts,
-                             const ProgressFn& progress, const std::atomic<bool>* cancel) {
+// IMAP to IMAP.
+Result<Summary> copy_imap_account(const Endpoint& from, const Endpoint& to, const Options& opts,
+                                  const ProgressFn& progress, const std::atomic<bool>* cancel) {
     Summary sum;
-    if (opts.state_path.empty()) {
-        return make_error("copy " + from.label(), "no state file given", Scope::config,
-                          Retry::never);
-    }
-    if (!to.local.empty()) {
-        return copy_to_maildir(from, to, opts, progress, cancel);
-    }
-    if (!from.local.empty() || from.pop3) {
-        return copy_local(from, to, opts, progress, cancel);
-    }
     auto opened = State::open_account(opts.state_path, from.label(), to.label());
     if (!opened) {
         return opened.error();
@@ -468,6 +466,60 @@ Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Opt
     }
     if (ctx.dst) {
         (void)ctx.dst->logout();
+    }
+    return sum;
+}
+
+// Keeps this run's skipped items in the state file and tells each how many runs in a row
+// have skipped it for the same reason.
+Result<void> remember_skipped(const Endpoint& from, const Endpoint& to, const Options& opts,
+                              Summary& sum) {
+    auto opened = State::open_account(opts.state_path, from.label(), to.label());
+    if (!opened) {
+        return opened.error();
+    }
+    std::vector<FailureRow> now;
+    std::set<std::pair<std::string, std::uint32_t>> seen;
+    for (const auto& s : sum.skipped) {
+        if (seen.insert({s.folder, s.uid}).second) {
+            now.push_back(FailureRow{s.folder, s.uid, s.size, s.reason, 1, 0, 0});
+        }
+    }
+    auto rec = opened->state->record_failures(opened->account.id, std::move(now));
+    if (!rec) {
+        return rec.error();
+    }
+    std::map<std::pair<std::string, std::uint32_t>, unsigned> streak;
+    for (const auto& f : *rec) {
+        streak[{f.folder, f.uid}] = f.streak;
+    }
+    for (auto& s : sum.skipped) {
+        s.streak = streak[{s.folder, s.uid}];
+    }
+    return {};
+}
+
+} // namespace
+
+Result<Summary> copy_account(const Endpoint& from, const Endpoint& to, const Options& opts,
+                             const ProgressFn& progress, const std::atomic<bool>* cancel) {
+    if (opts.state_path.empty()) {
+        return make_error("copy " + from.label(), "no state file given", Scope::config,
+                          Retry::never);
+    }
+    Result<Summary> sum = Summary{};
+    if (!to.local.empty()) {
+        sum = copy_to_maildir(from, to, opts, progress, cancel);
+    } else if (!from.local.empty() || from.pop3) {
+        sum = copy_local(from, to, opts, progress, cancel);
+    } else {
+        sum = copy_imap_account(from, to, opts, progress, cancel);
+    }
+    if (!sum) {
+        return sum;
+    }
+    if (auto r = remember_skipped(from, to, opts, *sum); !r) {
+        return r.error();
     }
     return sum;
 }

@@ -725,6 +725,9 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
     std::vector<std::uint32_t> refused; // intents to drop
     std::size_t next = 0;
     std::uint32_t streaming = 0; // the message whose body is on the wire right now
+    // The message whose body the FETCH response being read carried: a response that breaks
+    // after the body is still that message's, not the next one's.
+    std::uint32_t in_response = 0;
     Hasher hasher;
 
     auto commit = [&]() -> Result<void> {
@@ -890,6 +893,7 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
         }
         bit->got.insert(uid);
         streaming = uid;
+        in_response = uid;
         const MsgMeta& m = meta_.at(uid);
         std::string args = " (" + m.flags + ") ";
         if (m.when) {
@@ -992,7 +996,7 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
         if (!r) {
             // Which message broke the source? The one being streamed, else the first
             // not yet received.
-            std::uint32_t suspect = streaming;
+            std::uint32_t suspect = streaming != 0 ? streaming : in_response;
             for (auto uid : batches.front().uids) {
                 if (suspect == 0 && batches.front().got.count(uid) == 0) {
                     suspect = uid;
@@ -1002,7 +1006,7 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
                 // A protocol violation is the message's own; a broken connection gets a
                 // second chance before we blame the message.
                 int& n = ctx_.suspects[{row_.id, suspect}];
-                bool protocol = r.error().what.find("parse server response") == 0;
+                bool protocol = !r.error().temporary(); // an answer we cannot use
                 if (++n >= 2 || protocol) {
                     skip(suspect, meta_.at(suspect).size,
                          "source failed while sending it: " + r.error().message());
@@ -1010,6 +1014,7 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
             }
             return r.error();
         }
+        in_response = 0;
         if (r->type != imap::Response::Type::tagged) {
             continue;
         }

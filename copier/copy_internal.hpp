@@ -106,4 +106,12 @@ struct BodyDigest {
 Result<std::map<std::uint32_t, BodyDigest>>
 fetch_digests(imap::Client& c, const std::vector<std::uint32_t>& uids, std::size_t chunk);
 
+// True when an error that ended one folder's copy is that folder's alone: the folder
+// cannot be copied for a reason retrying now would not mend, or the server answered
+// something about it that the copier cannot use (a server that does not answer at all is
+// Retry::later). Such a folder is skipped and reported; the account goes on.
+inline bool folder_own_failure(const Error& e) {
+    return e.scope == Scope::folder || (e.scope == Scope::server && !e.temporary());
+}
+
 } // namespace mf::copy::detail

@@ -524,7 +524,7 @@ Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Optio
         }
         LocalFolder lf(ctx, **src, *by_wire.at(p.src.wire), p, *row, acct.id);
         if (auto r = lf.run(); !r) {
-            if (r.error().scope == Scope::folder) {
+            if (folder_own_failure(r.error())) {
                 sum.skipped.push_back(Skipped{p.name, 0, 0, r.error().message()});
                 continue;
             }

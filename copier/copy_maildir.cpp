@@ -519,7 +519,7 @@ Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const 
         }
         auto dst = (*tree)->folder(p.dst_wire, true);
         if (!dst) {
-            if (dst.error().scope != Scope::folder) {
+            if (!folder_own_failure(dst.error())) {
                 return dst.error();
             }
             sum.skipped.push_back(Skipped{p.name, 0, 0, dst.error().message()});
@@ -533,7 +533,7 @@ Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const 
         }
         MaildirFolderCopy fc(run, **src, *by_wire.at(p.src.wire), p, *row, **dst);
         if (auto r = fc.run(); !r) {
-            if (r.error().scope != Scope::folder) {
+            if (!folder_own_failure(r.error())) {
                 return r.error();
             }
             sum.skipped.push_back(Skipped{p.name, 0, 0, r.error().message()});

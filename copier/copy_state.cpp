@@ -9,6 +9,7 @@
 #include "file_util.hpp"
 
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
@@ -57,6 +58,16 @@ CREATE TABLE IF NOT EXISTS copy_source_key(
   uid INTEGER NOT NULL,
   PRIMARY KEY(account, key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS copy_source_key_uid ON copy_source_key(account, uid);
+CREATE TABLE IF NOT EXISTS copy_failure(
+  account INTEGER NOT NULL REFERENCES copy_account(id),
+  folder TEXT NOT NULL,
+  uid INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  streak INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  PRIMARY KEY(account, folder, uid)) WITHOUT ROWID;
 INSERT OR IGNORE INTO copy_meta(key, value) VALUES('schema', '1');
 )SQL";
 
@@ -622,6 +633,100 @@ std::string hex(const Digest& d) {
         s.push_back(kHex[c & 15]);
     }
     return s;
+}
+
+Result<std::vector<FailureRow>> State::failures(std::int64_t account) {
+    static const char* sql = "SELECT folder, uid, size, reason, streak, first_seen, last_seen "
+                             "FROM copy_failure WHERE account = ? ORDER BY folder, uid";
+    std::vector<FailureRow> out;
+    auto q = prepare(sql);
+    if (!q) {
+        // A read-only look at a file from before failures were kept: nothing to report.
+        if (q.error().detail.find("no such table") != std::string::npos) {
+            return out;
+        }
+        return q.error();
+    }
+    sqlite3_bind_int64(*q, 1, account);
+    int rc = 0;
+    while ((rc = sqlite3_step(*q)) == SQLITE_ROW) {
+        FailureRow f;
+        f.folder = reinterpret_cast<const char*>(sqlite3_column_text(*q, 0));
+        f.uid = static_cast<std::uint32_t>(sqlite3_column_int64(*q, 1));
+        f.size = static_cast<std::uint64_t>(sqlite3_column_int64(*q, 2));
+        f.reason = reinterpret_cast<const char*>(sqlite3_column_text(*q, 3));
+        f.streak = static_cast<unsigned>(sqlite3_column_int64(*q, 4));
+        f.first_seen = sqlite3_column_int64(*q, 5);
+        f.last_seen = sqlite3_column_int64(*q, 6);
+        out.push_back(std::move(f));
+    }
+    sqlite3_reset(*q);
+    if (rc != SQLITE_DONE) {
+        return db_error("read skipped items");
+    }
+    return out;
+}
+
+Result<std::vector<FailureRow>> State::record_failures(std::int64_t account,
+                                                       std::vector<FailureRow> now) {
+    auto before = failures(account);
+    if (!before) {
+        return before.error();
+    }
+    std::map<std::pair<std::string, std::uint32_t>, const FailureRow*> old;
+    for (const auto& f : *before) {
+        old[{f.folder, f.uid}] = &f;
+    }
+    const std::int64_t t = std::time(nullptr);
+    for (auto& f : now) {
+        auto it = old.find({f.folder, f.uid});
+        const bool again = it != old.end() && it->second->reason == f.reason;
+        f.streak = again ? it->second->streak + 1 : 1;
+        f.first_seen = again ? it->second->first_seen : t;
+        f.last_seen = t;
+    }
+    static const char* del = "DELETE FROM copy_failure WHERE account = ?";
+    static const char* put =
+        "INSERT OR REPLACE INTO copy_failure(account, folder, uid, size, reason, streak, "
+        "first_seen, last_seen) VALUES(?, ?, ?, ?, ?, ?, ?, ?)";
+    if (auto b = begin(); !b) {
+        return b.error();
+    }
+    auto d = prepare(del);
+    if (!d) {
+        rollback();
+        return d.error();
+    }
+    sqlite3_bind_int64(*d, 1, account);
+    if (!step_done(*d)) {
+        rollback();
+        return db_error("forget skipped items");
+    }
+    for (const auto& f : now) {
+        auto q = prepare(put);
+        if (!q) {
+            rollback();
+            return q.error();
+        }
+        sqlite3_bind_int64(*q, 1, account);
+        sqlite3_bind_text(*q, 2, f.folder.data(), static_cast<int>(f.folder.size()),
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_int64(*q, 3, f.uid);
+        sqlite3_bind_int64(*q, 4, static_cast<std::int64_t>(f.size));
+        sqlite3_bind_text(*q, 5, f.reason.data(), static_cast<int>(f.reason.size()),
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_int64(*q, 6, f.streak);
+        sqlite3_bind_int64(*q, 7, f.first_seen);
+        sqlite3_bind_int64(*q, 8, f.last_seen);
+        if (!step_done(*q)) {
+            rollback();
+            return db_error("record a skipped item");
+        }
+    }
+    if (auto c = commit(); !c) {
+        return c.error();
+    }
+    return now;
 }
 
 } // namespace mf::copy

@@ -8,6 +8,8 @@
 //               dst_uidvalidity, complete, sweep_floor, sweep_until)
 //   copy_message(folder, src_uid, dst_uid, size, digest, flags, dst_floor, state)
 //   copy_source_key(account, key, uid): UIDs given to POP3 UIDLs and Maildir base names
+//   copy_failure(account, folder, uid, size, reason, streak, first_seen, last_seen): what
+//     the last run could not copy, and how many runs in a row failed on it that way
 // state 0 = intent (APPEND may or may not have happened), 1 = done (dst_uid known),
 // 2 = appended, target UID unknown (server without UIDPLUS).
 //
@@ -59,6 +61,17 @@ struct MessageRow {
     std::string flags; // space-separated, sorted: what the target was last given
     std::uint32_t dst_floor = 0;
     int state = 0; // 0 intent, 1 done, 2 appended (UID unknown)
+};
+
+// A message (uid > 0) or folder (uid 0) the last run skipped.
+struct FailureRow {
+    std::string folder; // UTF-8 source name
+    std::uint32_t uid = 0;
+    std::uint64_t size = 0;
+    std::string reason;
+    unsigned streak = 1;         // runs in a row that skipped it for this reason
+    std::int64_t first_seen = 0; // unix time of the first of those runs
+    std::int64_t last_seen = 0;
 };
 
 struct AccountRow {
@@ -113,6 +126,14 @@ class State {
     // UIDs uid_for_key() would give next, remembered in this object only — above every
     // UID given out, so no row of the state file can match it.
     Result<std::uint32_t> peek_uid_for_key(std::int64_t account, const std::string& key);
+
+    // The account's failure list becomes this run's, in one transaction: an item skipped
+    // again for the same reason continues its streak, anything else starts at 1, and what
+    // this run did not skip is forgotten. Returns `now` with streak and first_seen filled.
+    Result<std::vector<FailureRow>> record_failures(std::int64_t account,
+                                                    std::vector<FailureRow> now);
+    // What the last run skipped (empty for a file written before failures were kept).
+    Result<std::vector<FailureRow>> failures(std::int64_t account);
 
     Result<void> begin();
     Result<void> commit();

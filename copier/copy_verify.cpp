@@ -30,6 +30,14 @@ std::string VerifyReport::to_json() const {
     j["messages_compared"] = messages_compared;
     j["bytes_compared"] = bytes_compared;
     j["extra_on_target"] = extra_on_target;
+    j["not_copied"] = nlohmann::json::array();
+    for (const auto& n : not_copied) {
+        j["not_copied"].push_back({{"folder", n.folder},
+                                   {"uid", n.uid},
+                                   {"size", n.size},
+                                   {"reason", n.reason},
+                                   {"runs_in_a_row", n.streak}});
+    }
     j["mismatches"] = nlohmann::json::array();
     for (const auto& m : mismatches) {
         j["mismatches"].push_back({{"folder", m.folder},
@@ -124,11 +132,11 @@ Result<void> detail::verify_folders(const std::vector<FolderPlan>& plans, Verify
     return {};
 }
 
-Result<VerifyReport> verify_account(const Endpoint& from, const Endpoint& to, const Options& opts,
-                                    const ProgressFn& progress, const std::atomic<bool>* cancel) {
-    if (from.pop3 || !from.local.empty() || !to.local.empty()) {
-        return verify_sources(from, to, opts, progress, cancel);
-    }
+namespace {
+
+// IMAP to IMAP, on its own pipelined path.
+Result<VerifyReport> verify_imap(const Endpoint& from, const Endpoint& to, const Options& opts,
+                                 const ProgressFn& progress, const std::atomic<bool>* cancel) {
     VerifyReport rep;
     auto state = State::open(opts.state_path);
     if (!state) {
@@ -248,6 +256,52 @@ Result<VerifyReport> verify_account(const Endpoint& from, const Endpoint& to, co
     }
     (void)(*src)->logout();
     (void)(*dst)->logout();
+    return rep;
+}
+
+// What the last copy run skipped, from the state file (read-only; none without one).
+Result<std::vector<Skipped>> last_skipped(const Endpoint& from, const Endpoint& to,
+                                          const Options& opts) {
+    std::vector<Skipped> out;
+    auto state = State::open_read_only(opts.state_path);
+    if (!state) {
+        return out;
+    }
+    auto acct = (*state)->find_account(from.label(), to.label());
+    if (!acct) {
+        return acct.error();
+    }
+    if (!*acct) {
+        return out;
+    }
+    auto rows = (*state)->failures((*acct)->id);
+    if (!rows) {
+        return rows.error();
+    }
+    for (auto& f : *rows) {
+        out.push_back(Skipped{std::move(f.folder), f.uid, f.size, std::move(f.reason), f.streak});
+    }
+    return out;
+}
+
+} // namespace
+
+Result<VerifyReport> verify_account(const Endpoint& from, const Endpoint& to, const Options& opts,
+                                    const ProgressFn& progress, const std::atomic<bool>* cancel) {
+    Result<VerifyReport> rep = VerifyReport{};
+    if (from.pop3 || !from.local.empty() || !to.local.empty()) {
+        rep = verify_sources(from, to, opts, progress, cancel);
+    } else {
+        rep = verify_imap(from, to, opts, progress, cancel);
+    }
+    if (!rep) {
+        return rep;
+    }
+    auto skipped = last_skipped(from, to, opts);
+    if (!skipped) {
+        return skipped.error();
+    }
+    rep->not_copied = std::move(*skipped);
     return rep;
 }
 

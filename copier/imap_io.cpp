@@ -275,11 +275,11 @@ Result<std::string_view> Input::line(std::size_t max_len) {
             if (len > max_len) {
                 return make_error("read a response line",
                                   "longer than " + std::to_string(max_len) + " bytes",
-                                  Scope::server, Retry::later);
+                                  Scope::server, Retry::never);
             }
             if (std::memchr(start, '\0', len) != nullptr) {
                 return make_error("read a response line", "it contains a NUL byte", Scope::server,
-                                  Retry::later);
+                                  Retry::never);
             }
             begin_ = next;
             return std::string_view(start, len);
@@ -288,7 +288,7 @@ Result<std::string_view> Input::line(std::size_t max_len) {
         if (avail > max_len + 1) {
             return make_error("read a response line",
                               "longer than " + std::to_string(max_len) + " bytes", Scope::server,
-                              Retry::later);
+                              Retry::never);
         }
         auto r = fill();
         if (!r) {

@@ -158,8 +158,10 @@ struct Parser::Cursor {
 
 Error Parser::fail(const Cursor& c, std::string why) const {
     std::string near = c.line.substr(c.pos > 40 ? c.pos - 40 : 0, 80);
+    // The server would send the same bytes again: retrying cannot mend it (the caller
+    // skips what the answer was about and drops the connection).
     return make_error("parse server response", why + " near \"" + sanitize_reply(near, 80) + "\"",
-                      Scope::server, Retry::later);
+                      Scope::server, Retry::never);
 }
 
 Result<void> Parser::next_line(Cursor& c) {
@@ -171,7 +173,7 @@ Result<void> Parser::next_line(Cursor& c) {
     if (c.budget > lim_.max_response) {
         return make_error("parse server response",
                           "response larger than " + std::to_string(lim_.max_response) + " bytes",
-                          Scope::server, Retry::later);
+                          Scope::server, Retry::never);
     }
     c.line.assign(l->data(), l->size());
     c.pos = 0;

@@ -302,9 +302,12 @@ int exit_for(const mf::Error& e) {
         return kExitUsage;
     case mf::Scope::account:
         return kExitSkipped; // a definite no: the login was refused
+    case mf::Scope::server:
+        // Not temporary: the server's answers cannot be used (or its certificate is
+        // refused); running again changes nothing until someone looks.
+        return kExitSkipped;
     case mf::Scope::message:
     case mf::Scope::folder:
-    case mf::Scope::server:
     case mf::Scope::internal:
         return kExitTemp;
     }
@@ -355,7 +358,8 @@ Examples:
       --to maildir:/var/vmail/example.com/anna/Maildir --state anna.db
   mailferry-copy ... --skip 'Trash' --skip 'Archive/*' --after 2020-01-01 --rename-map map.tsv
 
-Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login refused,
+Exit status: 0 exact copy, 1 messages or folders skipped (listed, each with its reason and
+how many runs in a row skipped it) / verify mismatch / login refused / unusable answers,
 2 usage or configuration error, 75 temporary failure (run again later).)");
 
     std::string from_url;
@@ -572,8 +576,11 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
                                 {"notes", sum->notes}};
             j["skipped"] = nlohmann::json::array();
             for (const auto& s : sum->skipped) {
-                j["skipped"].push_back(
-                    {{"folder", s.folder}, {"uid", s.uid}, {"size", s.size}, {"reason", s.reason}});
+                j["skipped"].push_back({{"folder", s.folder},
+                                        {"uid", s.uid},
+                                        {"size", s.size},
+                                        {"reason", s.reason},
+                                        {"runs_in_a_row", s.streak}});
             }
             std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                       << std::endl;
@@ -597,9 +604,12 @@ Exit status: 0 exact copy, 1 messages skipped (listed) / verify mismatch / login
         }
         if (!sum->exact()) {
             for (const auto& s : sum->skipped) {
-                std::fprintf(stderr, "skipped: %s UID %u (%llu bytes): %s\n",
-                             mf::sanitize_reply(s.folder).c_str(), s.uid,
-                             static_cast<unsigned long long>(s.size), s.reason.c_str());
+                const std::string what = s.uid == 0 ? "folder"
+                                                    : "UID " + std::to_string(s.uid) + " (" +
+                                                          std::to_string(s.size) + " bytes)";
+                std::fprintf(stderr, "skipped: %s %s: %s (%u run%s in a row)\n",
+                             mf::sanitize_reply(s.folder).c_str(), what.c_str(), s.reason.c_str(),
+                             s.streak, s.streak == 1 ? "" : "s");
             }
             rc = kExitSkipped;
         }

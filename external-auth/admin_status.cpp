@@ -159,6 +159,17 @@ CopyProgress read_copy_progress(const std::string& state_file) {
     p.messages = m[0];
     p.bytes = m[1];
     p.intents = m[2];
+    // Files from before the copier kept its skipped items have no copy_failure table.
+    std::vector<std::int64_t> has;
+    std::vector<std::int64_t> n;
+    if (!db.ints("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
+                 "name = 'copy_failure'",
+                 has) ||
+        (has[0] != 0 && !db.ints("SELECT COUNT(*) FROM copy_failure", n))) {
+        p.problem = "read " + state_file + ": " + db.message();
+        return p;
+    }
+    p.not_copied = has[0] != 0 ? n[0] : 0;
     return p;
 }
 

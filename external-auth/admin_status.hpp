@@ -60,9 +60,10 @@ struct CopyProgress {
     std::string problem; // why it could not be read; "" when read (or absent)
     std::int64_t folders = 0;
     std::int64_t folders_complete = 0;
-    std::int64_t messages = 0; // copied (target UID known, or appended)
-    std::int64_t bytes = 0;    // of those messages
-    std::int64_t intents = 0;  // appends begun whose outcome is not yet known
+    std::int64_t messages = 0;   // copied (target UID known, or appended)
+    std::int64_t bytes = 0;      // of those messages
+    std::int64_t intents = 0;    // appends begun whose outcome is not yet known
+    std::int64_t not_copied = 0; // messages and folders the last run skipped (with reasons)
 };
 
 CopyProgress read_copy_progress(const std::string& state_file);

@@ -187,6 +187,7 @@ int one_user(const Context& ctx, const Loaded& loaded, Store* store, const std::
                       {"messages_copied", c.messages},
                       {"bytes_copied", c.bytes},
                       {"appends_in_doubt", c.intents},
+                      {"not_copied", c.not_copied},
                       {"total_at_old_server", nullptr}}},
                     {"last_error", u.last_error},
                     {"last_error_at", iso_utc(u.last_error_at)}});
@@ -228,6 +229,11 @@ int one_user(const Context& ctx, const Loaded& loaded, Store* store, const std::
                std::to_string(c.bytes) + " bytes) copied";
         if (c.intents > 0) {
             copy += ", " + std::to_string(c.intents) + " appends in doubt";
+        }
+        if (c.not_copied > 0) {
+            copy += ", " + std::to_string(c.not_copied) +
+                    " items not copied (the reasons: the job's last result, or "
+                    "`mailferry-copy --verify`)";
         }
         copy += "; the old server's total is not recorded";
     }

@@ -43,6 +43,23 @@ std::uint16_t source_port(const ProviderConfig& p) {
     return p.tls == TlsMode::implicit ? 993 : 143;
 }
 
+// "folder \"Foo\"" or "Foo UID 7", then the reason.
+std::string skipped_text(const copy::Skipped& s) {
+    return (s.uid == 0 ? "folder \"" + s.folder + "\""
+                       : "\"" + s.folder + "\" UID " + std::to_string(s.uid)) +
+           " (" + s.reason + ")";
+}
+
+// The first item skipped `limit` rounds in a row for the same reason, or null.
+const copy::Skipped* stuck_item(const copy::Summary& sum, unsigned limit) {
+    for (const auto& s : sum.skipped) {
+        if (s.streak >= limit) {
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
 std::string summary_text(const copy::Summary& s, std::chrono::milliseconds took) {
     std::string t = "copied " + std::to_string(s.messages_copied) + " messages (" +
                     std::to_string(s.bytes_copied) + " bytes) in " + std::to_string(s.folders) +
@@ -55,8 +72,7 @@ std::string summary_text(const copy::Summary& s, std::chrono::milliseconds took)
     }
     if (!s.skipped.empty()) {
         t += ", " + std::to_string(s.skipped.size()) +
-             " NOT copied (first: " + s.skipped.front().folder + ": " + s.skipped.front().reason +
-             ")";
+             " NOT copied (first: " + skipped_text(s.skipped.front()) + ")";
     }
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(took.count()) / 1000.0);
@@ -86,7 +102,11 @@ void Worker::Impl::run_job(Running& r) {
             return;
         }
         const unsigned attempts = job.attempts + 1;
-        const bool give_up = !e.temporary() || (wc.max_attempts > 0 && attempts >= wc.max_attempts);
+        // job.attempts counts the failures in a row; the last one was this same error?
+        const unsigned same = job.attempts > 0 && job.last_error == e.message() ? attempts : 1;
+        const bool stuck = same >= wc.max_same_failure;
+        const bool give_up =
+            !e.temporary() || stuck || (wc.max_attempts > 0 && attempts >= wc.max_attempts);
         // A held account (cut-over under way) keeps its state: logins must stay refused.
         if (seen != AccountState::held) {
             AuditContext c = ctx;
@@ -99,7 +119,12 @@ void Worker::Impl::run_job(Running& r) {
         how.failure = true;
         how.error = e.message();
         how.next_kind = job.kind;
-        if (give_up) {
+        if (stuck && e.temporary()) {
+            how.state = JobState::failed;
+            how.result = "needs an admin: the same error " + std::to_string(same) +
+                         " times in a row: " + e.message();
+            log::error(who + ": " + how.result);
+        } else if (give_up) {
             how.state = JobState::failed;
             log::error(who + ": copy failed, given up" +
                        (e.temporary() ? " after " + std::to_string(attempts) + " attempts"
@@ -347,6 +372,16 @@ void Worker::Impl::run_job(Running& r) {
     JobFinish how;
     how.result = text;
     how.next_kind = JobKind::resync;
+    if (const copy::Skipped* s = stuck_item(sum, wc.max_same_failure)) {
+        // Retrying has not mended it in max_same_failure rounds and will not: stop here
+        // rather than loop; the account keeps what was copied (synced).
+        how.state = JobState::failed;
+        how.result = "needs an admin: " + skipped_text(*s) + " not copied " +
+                     std::to_string(s->streak) + " rounds in a row; " + text;
+        log::error(who + ": " + how.result);
+        finish(how);
+        return;
+    }
     const bool keep = cfg.spool.keep_until == SpoolKeep::cutover;
     if (!keep && sum.exact()) {
         if (auto rm = spool->remove(job.account); !rm) {

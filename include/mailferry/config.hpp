@@ -153,7 +153,10 @@ struct WorkerConfig {
     Millis retry_min{60 * 1000};            // first wait after a failed copy, doubled each time
     Millis retry_max{6 * 60 * 60 * 1000};
     unsigned max_attempts = 0; // consecutive failures before a job is given up; 0: never
-    Millis lease{120 * 1000};  // a claimed job not renewed for this long is taken over
+    // The same failure this many runs in a row — the same error of the whole copy, or one
+    // message or folder skipped for the same reason — and the job stops for an admin.
+    unsigned max_same_failure = 5;
+    Millis lease{120 * 1000}; // a claimed job not renewed for this long is taken over
     Millis poll_interval{5000};
     std::string state_dir; // copier state files; default: "copy-state" beside the database
     std::string wake_file; // touched after each enqueue; default: "wake" in the spool dir

@@ -37,8 +37,11 @@
 // whose earlier append may have succeeded without first asking the target.
 // Errors: Result<Summary> fails only for what stops the whole account (cannot connect,
 // login refused, state unusable) — Retry::later when trying again can help. Problems
-// with single messages or folders are listed in Summary::skipped / folder_errors and the
-// copy continues.
+// with single messages or folders that retrying now would not mend (a refused APPEND, a
+// name the target cannot hold, an answer of the server the copier cannot use, a folder
+// whose connection keeps breaking while the server itself answers) are listed in
+// Summary::skipped, remembered in the state file with how many runs in a row hit them,
+// and the copy goes on with everything else.
 #pragma once
 
 #include "mailferry/config.hpp"
@@ -122,11 +125,17 @@ struct Progress {
 };
 using ProgressFn = std::function<void(const Progress&)>;
 
+// A message or folder a run could not copy for a reason that will not go away by itself
+// (the target refused it, its name cannot exist there, the server's answer about it cannot
+// be used). The copy goes on with everything else; the item is tried again next run.
 struct Skipped {
     std::string folder;    // UTF-8 source name
     std::uint32_t uid = 0; // source UID; 0 for a whole folder
     std::uint64_t size = 0;
     std::string reason;
+    // Runs in a row, this one included, that could not copy this item for this same reason
+    // (kept in the state file): the worker stops retrying at worker.max_same_failure.
+    unsigned streak = 1;
 };
 
 struct Summary {
@@ -167,6 +176,7 @@ struct VerifyReport {
     std::uint64_t bytes_compared = 0;
     std::uint64_t extra_on_target = 0;      // not from the source (not a failure)
     std::vector<VerifyMismatch> mismatches; // "extra" entries are listed here too
+    std::vector<Skipped> not_copied;        // what the last copy run skipped, and why
     [[nodiscard]] bool ok() const;          // no mismatch other than "extra"
     [[nodiscard]] std::string to_json() const;
 };
