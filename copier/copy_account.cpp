@@ -137,8 +137,67 @@ Result<void> pipelined(CopyContext& ctx, std::vector<FolderPlan>& plans, const c
 
 } // namespace
 
+namespace {
+
+// A subscription the source holds to a name that is no folder of its own (a \Noselect
+// parent, a folder deleted since) and that the target does not know at all. Servers such
+// as Dovecot subscribe only existing folders: CREATE, SUBSCRIBE, DELETE leaves just the
+// subscription — done before any child exists, since deleting a Maildir++ parent with
+// children would leave an odd half-folder behind.
+bool subscription_only(const FolderPlan& p) {
+    return p.src.subscribed && p.src.noselect && !p.dst_subscribed && !p.dst_known &&
+           !p.dst_wire.empty() && p.skip_reason.rfind("skipped by", 0) != 0;
+}
+
+Result<void> subscribe_placeholders(CopyContext& ctx, std::vector<FolderPlan>& plans,
+                                    Summary& sum) {
+    std::set<const FolderPlan*> made;
+    auto note = [&](const FolderPlan& p, const imap::Response& r) {
+        sum.notes.push_back("subscription to \"" + sanitize_reply(p.name) +
+                            "\" not copied: " + r.summary());
+    };
+    auto c = pipelined(ctx, plans, "CREATE", subscription_only,
+                       [&](const imap::Response& r, FolderPlan& p) {
+                           if (r.keyword == "OK") {
+                               made.insert(&p);
+                           } else {
+                               note(p, r);
+                           }
+                       });
+    if (!c) {
+        return c;
+    }
+    auto in_made = [&](const FolderPlan& p) { return made.count(&p) != 0; };
+    auto s =
+        pipelined(ctx, plans, "SUBSCRIBE", in_made, [&](const imap::Response& r, FolderPlan& p) {
+            if (r.keyword == "OK") {
+                p.dst_subscribed = true;
+                ++sum.subscriptions_added;
+            } else {
+                note(p, r);
+            }
+        });
+    if (!s) {
+        return s;
+    }
+    // Children are created later, parents first: the name comes back as \Noselect then.
+    return pipelined(ctx, plans, "DELETE", in_made, [&](const imap::Response& r, FolderPlan& p) {
+        if (r.keyword != "OK") {
+            sum.notes.push_back("folder \"" + sanitize_reply(p.name) +
+                                "\" was made to carry its subscription and could not be "
+                                "removed again: " +
+                                r.summary());
+        }
+    });
+}
+
+} // namespace
+
 Result<void> detail::create_and_subscribe(CopyContext& ctx, std::vector<FolderPlan>& plans,
                                           Summary& sum) {
+    if (auto r = subscribe_placeholders(ctx, plans, sum); !r) {
+        return r;
+    }
     // Create what is missing, parents before children (plans are sorted by name).
     auto created = pipelined(
         ctx, plans, "CREATE", [](const FolderPlan& p) { return p.copy && !p.dst_exists; },
@@ -156,13 +215,20 @@ Result<void> detail::create_and_subscribe(CopyContext& ctx, std::vector<FolderPl
     if (!created) {
         return created;
     }
-    // Subscriptions (a subscription to a folder that exists nowhere cannot be copied to
-    // a server that only subscribes existing folders; it is noted, not an error).
+    // Every other subscription; what the target refuses, or a name that was never made
+    // (filtered out, its parent refused), is noted: nothing is dropped without a word.
+    for (const auto& p : plans) {
+        if (p.src.subscribed && !p.dst_subscribed && !p.dst_exists && !p.dst_known &&
+            !subscription_only(p) && p.skip_reason.rfind("skipped by", 0) != 0) {
+            sum.notes.push_back("subscription to \"" + sanitize_reply(p.name) +
+                                "\" not copied: the folder is not on the target");
+        }
+    }
     return pipelined(
         ctx, plans, "SUBSCRIBE",
         [](const FolderPlan& p) {
             return p.src.subscribed && !p.dst_subscribed && !p.dst_wire.empty() &&
-                   (p.dst_exists || p.src.listed);
+                   (p.dst_exists || p.dst_known);
         },
         [&](const imap::Response& r, FolderPlan& p) {
             if (r.keyword == "OK") {

@@ -221,6 +221,10 @@ Result<void> FolderSync::run() {
         }
         todo.push_back(&m);
     }
+    std::vector<std::uint32_t> sent;
+    for (const MsgMeta* m : todo) {
+        sent.push_back(m->uid);
+    }
     if (auto r = copy_new(std::move(todo)); !r) {
         return r;
     }
@@ -238,6 +242,10 @@ Result<void> FolderSync::run() {
         if (auto r = reconcile(unknown, floor, false); !r) {
             return r;
         }
+    }
+
+    if (auto r = check_stored(sent); !r) {
+        return r;
     }
 
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
@@ -267,6 +275,67 @@ Result<void> FolderSync::run() {
         }
     }
     return ctx_.state.update_folder(row_);
+}
+
+Result<void> FolderSync::check_stored(const std::vector<std::uint32_t>& sent) {
+    std::map<std::uint32_t, std::uint32_t> src_of; // target UID → source UID
+    for (auto uid : sent) {
+        auto it = rows_.find(uid);
+        if (it != rows_.end() && it->second.state == 1 && it->second.dst_uid != 0) {
+            src_of[it->second.dst_uid] = uid;
+        }
+    }
+    std::vector<std::uint32_t> dst_uids;
+    for (const auto& [d, s] : src_of) {
+        dst_uids.push_back(d);
+    }
+    if (dst_uids.empty()) {
+        return {};
+    }
+    if (auto r = select_dst(); !r) { // APPEND needed no selected folder; FETCH does
+        return r;
+    }
+    const std::string where = "folder \"" + sanitize_reply(plan_.name) + "\" UID ";
+    for (std::size_t i = 0; i < dst_uids.size(); i += 500) {
+        std::vector<std::uint32_t> part(dst_uids.begin() + static_cast<long>(i),
+                                        dst_uids.begin() +
+                                            static_cast<long>(std::min(i + 500, dst_uids.size())));
+        auto r = ctx_.dst->run_ok(
+            "UID FETCH " + uid_set(part) + " (UID RFC822.SIZE INTERNALDATE)",
+            "ask the target what it stored in \"" + sanitize_reply(plan_.dst_utf8) + "\"",
+            [&](imap::Response& u) -> Result<void> {
+                if (u.keyword != "FETCH") {
+                    return {};
+                }
+                MsgMeta got = parse_fetch_items(u.data[0].list);
+                auto s = src_of.find(got.uid);
+                if (s == src_of.end()) {
+                    return {};
+                }
+                const MsgMeta& want = meta_.at(s->second);
+                const std::uint64_t size = rows_.at(s->second).size;
+                const std::string uid = std::to_string(s->second);
+                if (got.have_size && got.size != size) {
+                    ctx_.summary.notes.push_back(where + uid + ": the target stored " +
+                                                 std::to_string(got.size) + " of its " +
+                                                 std::to_string(size) + " bytes");
+                }
+                if (want.when && got.when && *want.when != *got.when) {
+                    // Dovecot, for one, stores the time of the APPEND for a date more than
+                    // two hours in the future.
+                    const bool future = *want.when > std::time(nullptr);
+                    ctx_.summary.notes.push_back(
+                        where + uid + ": the target set the date " + got.date + " instead of " +
+                        want.date +
+                        (future ? " (a date in the future, which it did not take)" : ""));
+                }
+                return {};
+            });
+        if (!r) {
+            return r.error();
+        }
+    }
+    return {};
 }
 
 Result<void> FolderSync::load_source(bool& remap) {
@@ -789,7 +858,7 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
         if (auto r = ctx_.state.commit(); !r) {
             return r;
         }
-        b.tag = src.command("UID FETCH " + uid_set(b.uids) + " (UID BODY.PEEK[])");
+        b.tag = src.command("UID FETCH " + uid_set(b.uids) + " (UID " + body_item(src) + ")");
         batches.push_back(std::move(b));
         return {};
     };
@@ -873,7 +942,7 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
 
     imap::LiteralHook hook = [&](const imap::LiteralContext& lc, std::uint64_t size,
                                  imap::LiteralReader& rd) -> Result<bool> {
-        if (lc.depth != 1 || lc.siblings.empty() || !lc.siblings.back().is_atom("BODY[]") ||
+        if (lc.depth != 1 || lc.siblings.empty() || !is_body_item(lc.siblings.back()) ||
             batches.empty()) {
             return false;
         }
@@ -910,7 +979,9 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
                 return c.error();
             }
         }
-        args += "{" + std::to_string(size) + (plus ? "+}" : "}");
+        // NUL bytes need a literal8, which only a BINARY target takes (RFC 3516).
+        const bool l8 = lc.literal8 && dst.caps().has("BINARY");
+        args += (l8 ? "~{" : "{") + std::to_string(size) + (plus ? "+}" : "}");
         std::string tag;
         if (multi) {
             if (!group) {

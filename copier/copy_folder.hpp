@@ -134,6 +134,9 @@ class FolderSync {
     Result<void> carry_flags();
     Result<void> copy_new(std::vector<const MsgMeta*> todo, bool single_only = false);
     Result<void> select_dst();
+    // Asks the target what it stored for the messages appended this run and notes every
+    // one it changed (a date it would not take, bytes it dropped).
+    Result<void> check_stored(const std::vector<std::uint32_t>& sent);
     void skip(std::uint32_t uid, std::uint64_t size, const std::string& reason);
 
     CopyContext& ctx_;

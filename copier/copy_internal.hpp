@@ -46,6 +46,7 @@ struct FolderPlan {
     bool copy = true;        // selectable and not filtered out
     std::string skip_reason; // why not copied, if !copy (filters are not errors)
     bool dst_exists = false;
+    bool dst_known = false; // the target lists the name at all (\Noselect, or only subscribed)
     bool dst_subscribed = false;
 };
 
@@ -105,6 +106,13 @@ struct BodyDigest {
 };
 Result<std::map<std::uint32_t, BodyDigest>>
 fetch_digests(imap::Client& c, const std::vector<std::uint32_t>& uids, std::size_t chunk);
+
+// The FETCH item that reads a whole message exactly: BINARY.PEEK[] where the server offers
+// BINARY (Dovecot's BODY[] shows each NUL byte as 0x80; BINARY[] sends it as it is, in a
+// literal8), else BODY.PEEK[].
+std::string body_item(const imap::Client& c);
+// True for the FETCH answer item that carries a whole message: BODY[] or BINARY[].
+bool is_body_item(const imap::Value& v);
 
 // True when an error that ended one folder's copy is that folder's alone: the folder
 // cannot be copied for a reason retrying now would not mend, or the server answered

@@ -100,7 +100,9 @@ Result<Listing> list_mailboxes(imap::Client& c) {
                                      ? "LIST \"\" \"*\" RETURN (SPECIAL-USE)"
                                      : "LIST \"\" \"*\"";
     std::string t1 = c.command(list_cmd);
-    std::string t2 = c.command("LSUB \"\" \"*\"");
+    // LIST-EXTENDED's subscribed listing also names subscriptions to folders that are gone
+    // (\NonExistent \Subscribed), which some servers (Cyrus) leave out of LSUB.
+    std::string t2 = c.command(ext ? "LIST (SUBSCRIBED) \"\" \"*\"" : "LSUB \"\" \"*\"");
     std::map<std::string, Mailbox> boxes;
     Listing out;
     std::set<std::string> subscribed;
@@ -139,6 +141,20 @@ Result<Listing> list_mailboxes(imap::Client& c) {
         if (r->keyword == "LSUB") {
             subscribed.insert(wire);
             continue;
+        }
+        bool sub = false;
+        bool nonexistent = false;
+        for (const auto& a : r->data[0].list) {
+            sub = sub || a.is_atom("\\SUBSCRIBED");
+            nonexistent = nonexistent || a.is_atom("\\NONEXISTENT");
+        }
+        if (sub) {
+            subscribed.insert(wire);
+            if (nonexistent) {
+                // Only the subscription: the plain LIST names the folder if it is a
+                // hierarchy node (\NonExistent \HasChildren there), else it is gone.
+                continue;
+            }
         }
         Mailbox& m = boxes[wire];
         m.wire = wire;
@@ -294,6 +310,7 @@ std::vector<FolderPlan> plan_folders(const Listing& src, const Listing* dst, cha
             auto it = dst_by_wire.find(p.dst_wire);
             if (it != dst_by_wire.end()) {
                 p.dst_exists = !it->second->noselect;
+                p.dst_known = true;
                 p.dst_subscribed = it->second->subscribed;
             }
         }

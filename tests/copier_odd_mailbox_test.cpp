@@ -159,6 +159,19 @@ std::string strict_diff(const cu::Account& src, const cu::Account& dst, const Al
                 same = std::find_if(left.begin(), left.end(),
                                     [&](const cu::Msg& d) { return d.body == m.body; });
             }
+            if (same == left.end() && !m.body.empty() && m.body.back() == '\r') {
+                // A target that drops a final lone CR (Dovecot's APPEND does): allowed only
+                // if the copy reported it.
+                auto cut = std::find_if(left.begin(), left.end(), [&](const cu::Msg& d) {
+                    return d.body == m.body.substr(0, m.body.size() - 1);
+                });
+                if (cut != left.end() && allowed && allowed(name, m, *cut, "bytes")) {
+                    excused->push_back(name + ": UID " + std::to_string(m.uid) +
+                                       " lost its final CR");
+                    left.erase(cut);
+                    continue;
+                }
+            }
             if (same == left.end()) {
                 diff += name + ": source UID " + std::to_string(m.uid) +
                         " missing: " + shown(m.body) + "\n";
@@ -251,26 +264,24 @@ void into_imap(const cu::Account& s, const mft::odd::Filled& filled, const mf::c
     CHECK(sum->exact());
     CHECK(sum->messages_copied == filled.message_count);
 
-    // Dovecot keeps the time of the APPEND for a date more than ~2 h ahead: the one
-    // difference allowed, and only if the copy reported it.
-    // FAILS until copier/copy_folder.cpp (not ours to change now) notes such a date:
-    // FolderSync's APPEND args take m.date as it is and nothing compares the date the
-    // target stored. Also FAILS: Dovecot's APPEND drops a message's last byte when it is
-    // a lone CR ("trailing-cr" arrives one byte short), and nothing reports it; and the
-    // subscriptions to "Gone", "Parent/Gone too" (no longer existing) and "Hollow"
-    // (\Noselect) are not on the target: copy_account.cpp's create_and_subscribe() skips
-    // unlisted names without a note, and Dovecot refuses SUBSCRIBE to a name that does
-    // not exist (CREATE, SUBSCRIBE, DELETE before the children are created would do).
+    // Dovecot keeps the time of the APPEND for a date more than ~2 h ahead, and its
+    // APPEND drops a message's last byte when that is a lone CR: the two differences
+    // allowed over IMAP, and only because the copy reported them (it asks the target what
+    // it stored). Subscriptions to "Gone", "Parent/Gone too" (no longer existing) and
+    // "Hollow" (\Noselect) are carried by CREATE, SUBSCRIBE, DELETE before any child.
     std::vector<std::string> excused;
     const auto d = cu::snapshot(dst.imap_port(), kDstUser, kDstPw);
     CHECK(strict_diff(
               s, d,
               [&](const std::string& f, const cu::Msg& a, const cu::Msg&, const std::string& w) {
+                  if (w == "bytes") {
+                      return f == "Odd bytes" && noted(*sum, "Odd bytes", "the target stored");
+                  }
                   return f == "Future" && w == "date" && a.when && *a.when > now + 7200 &&
                          noted(*sum, "Future", "future");
               },
               &excused) == "");
-    CHECK(excused.size() == 3);
+    CHECK(excused.size() == 4);
 
     auto again = mf::copy::copy_account(from, to, opts);
     REQUIRE(again);
@@ -282,7 +293,8 @@ void into_imap(const cu::Account& s, const mft::odd::Filled& filled, const mf::c
     INFO(text(*rep));
     CHECK(rep->messages_compared == filled.message_count);
     for (const auto& m : rep->mismatches) {
-        CHECK_MESSAGE((m.folder == "Future" && m.what == "date"),
+        CHECK_MESSAGE(((m.folder == "Future" && m.what == "date") ||
+                       (m.folder == "Odd bytes" && m.what == "size")),
                       std::string(m.folder + " " + m.what));
     }
 }

@@ -422,13 +422,8 @@ TEST_CASE("Cyrus IMAP 3.6: the odd mailbox copied into Dovecot is exact") {
               {"folder Hollow: only on the server", "… it is an ordinary, empty mailbox"}};
     // Dovecot refuses a top-level name starting with '~'; the copier renames it.
     e.renamed = {{"~Top tilde", "_Top tilde"}};
-    // KNOWN COPIER GAP: Cyrus' LSUB leaves out a deleted folder's subscription (its
-    // LIST (SUBSCRIBED) shows it \NonExistent); the copier reads LSUB only, so never sees
-    // it. Dovecot would keep it (CREATE, SUBSCRIBE, DELETE), though it refuses SUBSCRIBE
-    // to a missing name.
-    const std::string lsub = "copier reads subscriptions with LSUB only";
-    e.copier_gaps = {{"subscription Gone: only on the source", lsub},
-                     {"subscription Parent/Gone too: only on the source", lsub}};
+    // Cyrus' LSUB leaves out a deleted folder's subscription; its LIST (SUBSCRIBED) shows
+    // it \NonExistent, and the copier reads that where LIST-EXTENDED is offered. No gaps.
     fill_copy_check(cyrus.imap_port(), anna.name, anna.password, plan, e);
 }
 
@@ -481,22 +476,9 @@ TEST_CASE("Courier-IMAP: the odd mailbox copied into Dovecot is exact") {
          "NO Error in IMAP command: a name outside the BMP (surrogate pair in modified UTF-7)"},
         {"APPEND keywords-5", "NO Error in IMAP command: the keyword foo[bar"}};
     e.rewritten = {{"bare-lf", "served with CRLF (Courier stores LF, serves CRLF)"}};
-    // KNOWN COPIER GAPS: subscriptions to a deleted folder (LSUB lists it, LIST does not)
-    // and to a \Noselect parent are not carried: the copier leaves out the first and
-    // Dovecot refuses SUBSCRIBE to the second (noted in the summary); Dovecot would keep
-    // both if the copier did CREATE, SUBSCRIBE, DELETE.
-    const std::string unsub = "not carried to Dovecot (see above)";
-    e.copier_gaps = {{"subscription INBOX/Gone: only on the source", unsub},
-                     {"subscription INBOX/Parent/Gone too: only on the source", unsub},
-                     {"subscription INBOX/Hollow: only on the source", unsub}};
-    // The NUL message is copied exactly (the target's BINARY[] holds the NULs, checked for
-    // every message with a NUL), but Dovecot's BODY[] shows each NUL as 0x80, so reading it
-    // back with BODY[] differs. KNOWN COPIER GAP: verify_account() reads the target that
-    // way too and reports a good copy as a mismatch.
-    const std::string nul = "Dovecot's BODY[] shows NUL as 0x80";
-    e.copier_gaps["INBOX/Odd bytes: source message not on the target: NUL bytes"] = nul;
-    e.copier_gaps["INBOX/Odd bytes: target message not from the source: NUL bytes"] = nul;
-    e.verify_gaps = {{"INBOX/Odd bytes: sha256", "verify reads the target with BODY[]"}};
+    // Subscriptions to a deleted folder and to a \Noselect parent reach Dovecot by CREATE,
+    // SUBSCRIBE, DELETE; the NUL message is read back (copy, verify, this check) with
+    // BINARY[], since Dovecot's BODY[] shows each NUL as 0x80. No gaps.
     fill_copy_check(courier.imap_port(), anna.name, anna.password, plan, e);
 }
 
