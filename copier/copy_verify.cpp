@@ -122,7 +122,11 @@ Result<void> detail::verify_folders(const std::vector<FolderPlan>& plans, Verify
             rep.mismatches.push_back(VerifyMismatch{p.name, s, d, what});
         };
         if (auto r = check(p, add, prog); !r) {
-            return r;
+            if (!folder_own_failure(r.error())) {
+                return r;
+            }
+            // This folder's answers cannot be used; the others can still be compared.
+            add(0, 0, "unreadable");
         }
         ++prog.folders_done;
         if (progress) {
@@ -169,87 +173,102 @@ Result<VerifyReport> verify_imap(const Endpoint& from, const Endpoint& to, const
     std::vector<std::string> notes;
     auto plans = plan_folders(*src_list, &*dst_list, dst_list->delim, opts, notes);
     const auto& f = opts.filters;
+    auto compare = [&](const FolderPlan& p, const MismatchFn& add, Progress& prog) -> Result<void> {
+        auto ss = select_box(**src, p.src.wire, true, false);
+        if (!ss) {
+            return ss.error();
+        }
+        std::map<std::uint32_t, Entry> s_all;
+        if (ss->messages > 0) {
+            auto r = read_all(**src, opts.chunk);
+            if (!r) {
+                return r.error();
+            }
+            s_all = std::move(*r);
+        }
+        std::map<std::uint32_t, Entry> d_all;
+        if (p.dst_exists) {
+            auto ds = select_box(**dst, p.dst_wire, true, false);
+            if (!ds) {
+                return ds.error();
+            }
+            if (ds->messages > 0) {
+                auto r = read_all(**dst, opts.chunk);
+                if (!r) {
+                    return r.error();
+                }
+                d_all = std::move(*r);
+            }
+        }
+        std::map<std::uint32_t, MessageRow> rows;
+        auto fit = folders->find(p.src.wire);
+        if (fit != folders->end()) {
+            auto r = (*state)->messages(fit->second.id);
+            if (!r) {
+                return r.error();
+            }
+            rows = std::move(*r);
+        }
+        std::set<std::uint32_t> referenced;
+        for (const auto& [uid, s] : s_all) {
+            const auto& m = s.meta;
+            if ((f.after || f.before) && m.when &&
+                ((f.after && *m.when < *f.after) || (f.before && *m.when >= *f.before))) {
+                continue;
+            }
+            auto rit = rows.find(uid);
+            if (rit == rows.end() || rit->second.dst_uid == 0) {
+                add(uid, 0, "missing");
+                continue;
+            }
+            std::uint32_t duid = rit->second.dst_uid;
+            auto dit = d_all.find(duid);
+            if (dit == d_all.end()) {
+                add(uid, duid, "missing");
+                continue;
+            }
+            referenced.insert(duid);
+            const Entry& d = dit->second;
+            ++rep.messages_compared;
+            rep.bytes_compared += s.body.size;
+            if (s.body.size != d.body.size) {
+                add(uid, duid, "size");
+            } else if (s.body.digest != d.body.digest) {
+                add(uid, duid, "sha256");
+            }
+            if (m.flags != d.meta.flags) {
+                add(uid, duid, "flags");
+            }
+            if (m.when && (!d.meta.when || *m.when != *d.meta.when)) {
+                add(uid, duid, "date");
+            }
+            prog.messages_done += 1;
+            prog.bytes_done += s.body.size;
+        }
+        for (const auto& [duid, d] : d_all) {
+            if (referenced.count(duid) == 0) {
+                ++rep.extra_on_target;
+                add(0, duid, "extra");
+            }
+        }
+        return {};
+    };
     auto each = verify_folders(
         plans, rep, progress, cancel,
         [&](const FolderPlan& p, const MismatchFn& add, Progress& prog) -> Result<void> {
-            auto ss = select_box(**src, p.src.wire, true, false);
-            if (!ss) {
-                return ss.error();
-            }
-            std::map<std::uint32_t, Entry> s_all;
-            if (ss->messages > 0) {
-                auto r = read_all(**src, opts.chunk);
-                if (!r) {
-                    return r.error();
+            auto r = compare(p, add, prog);
+            if (!r && folder_own_failure(r.error())) {
+                // The stream that broke is of no further use: fresh sessions for the rest.
+                src = open_session(from, opts, "source");
+                if (!src) {
+                    return src.error();
                 }
-                s_all = std::move(*r);
-            }
-            std::map<std::uint32_t, Entry> d_all;
-            if (p.dst_exists) {
-                auto ds = select_box(**dst, p.dst_wire, true, false);
-                if (!ds) {
-                    return ds.error();
-                }
-                if (ds->messages > 0) {
-                    auto r = read_all(**dst, opts.chunk);
-                    if (!r) {
-                        return r.error();
-                    }
-                    d_all = std::move(*r);
+                dst = open_session(to, opts, "target");
+                if (!dst) {
+                    return dst.error();
                 }
             }
-            std::map<std::uint32_t, MessageRow> rows;
-            auto fit = folders->find(p.src.wire);
-            if (fit != folders->end()) {
-                auto r = (*state)->messages(fit->second.id);
-                if (!r) {
-                    return r.error();
-                }
-                rows = std::move(*r);
-            }
-            std::set<std::uint32_t> referenced;
-            for (const auto& [uid, s] : s_all) {
-                const auto& m = s.meta;
-                if ((f.after || f.before) && m.when &&
-                    ((f.after && *m.when < *f.after) || (f.before && *m.when >= *f.before))) {
-                    continue;
-                }
-                auto rit = rows.find(uid);
-                if (rit == rows.end() || rit->second.dst_uid == 0) {
-                    add(uid, 0, "missing");
-                    continue;
-                }
-                std::uint32_t duid = rit->second.dst_uid;
-                auto dit = d_all.find(duid);
-                if (dit == d_all.end()) {
-                    add(uid, duid, "missing");
-                    continue;
-                }
-                referenced.insert(duid);
-                const Entry& d = dit->second;
-                ++rep.messages_compared;
-                rep.bytes_compared += s.body.size;
-                if (s.body.size != d.body.size) {
-                    add(uid, duid, "size");
-                } else if (s.body.digest != d.body.digest) {
-                    add(uid, duid, "sha256");
-                }
-                if (m.flags != d.meta.flags) {
-                    add(uid, duid, "flags");
-                }
-                if (m.when && (!d.meta.when || *m.when != *d.meta.when)) {
-                    add(uid, duid, "date");
-                }
-                prog.messages_done += 1;
-                prog.bytes_done += s.body.size;
-            }
-            for (const auto& [duid, d] : d_all) {
-                if (referenced.count(duid) == 0) {
-                    ++rep.extra_on_target;
-                    add(0, duid, "extra");
-                }
-            }
-            return {};
+            return r;
         });
     if (!each) {
         return each.error();

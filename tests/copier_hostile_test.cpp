@@ -34,7 +34,7 @@ mft::DovecotServer& target() {
     static mft::DovecotServer dst([] {
         mft::DovecotOptions o;
         o.label = "hostile-dst";
-        for (int i = 1; i <= 16; ++i) {
+        for (int i = 1; i <= 32; ++i) {
             o.users.push_back({"u" + std::to_string(i) + "@new.example", kPw});
         }
         o.tls = o.imaps = o.pop3 = o.pop3s = o.submission = false;
@@ -516,4 +516,69 @@ TEST_CASE("a response broken after a body blames that message, not the next") {
     CHECK(n["INBOX"] == 4);
     CHECK(n["Work"] == 2);
     c.rerun_good();
+}
+
+// ---- one folder's unusable answer never stops the rest ------------------------------------
+
+// Work's message list breaks off inside a quoted string, on every connection.
+si::Fault unusable_list() {
+    return [](si::Session& s, const Point& p) {
+        if (p.at == Point::At::command && p.folder == "Work" &&
+            p.command.rfind("UID FETCH", 0) == 0 && has(p.command, "RFC822.SIZE")) {
+            s.send("* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE \"01-Feb-2021\r\n");
+            return Then::hang_up;
+        }
+        return Then::normal;
+    };
+}
+
+TEST_CASE("an answer the copier cannot use skips its folder, the rest is copied, runs counted") {
+    Case c(unusable_list());
+    for (unsigned run = 1; run <= 2; ++run) {
+        CAPTURE(run);
+        auto r = c.copy();
+        REQUIRE(r); // not the account's failure
+        REQUIRE(r->skipped.size() == 1);
+        CHECK(r->skipped[0].folder == "Work");
+        CHECK(r->skipped[0].uid == 0);
+        CHECK(r->skipped[0].streak == run);
+        CHECK(has(r->skipped[0].reason, "quoted string not closed"));
+        CHECK(has(r->skipped[0].reason, c.src.where()));
+        auto n = c.check_target();
+        CHECK(n["INBOX"] == 4);
+        CHECK(n["Work"] == 0);
+    }
+    // The verify report names what the last run could not copy, and why.
+    auto rep = mf::copy::verify_account(c.from, c.to(), c.opts);
+    REQUIRE_MESSAGE(rep, rep.error().message());
+    REQUIRE(rep->not_copied.size() == 1);
+    CHECK(rep->not_copied[0].folder == "Work");
+    CHECK(rep->not_copied[0].streak == 2);
+    CHECK(has(rep->to_json(), "\"runs_in_a_row\": 2"));
+    bool unreadable = false;
+    for (const auto& m : rep->mismatches) {
+        unreadable = unreadable || (m.folder == "Work" && m.what == "unreadable");
+    }
+    CHECK(unreadable);
+    CHECK_FALSE(rep->ok());
+
+    c.rerun_good();
+    auto clean = mf::copy::verify_account(c.from, c.to(), c.opts);
+    REQUIRE_MESSAGE(clean, clean.error().message());
+    CHECK(clean->not_copied.empty());
+    // (The scripted server's FLAGS in a combined FETCH are not a real server's: only
+    // Work, the folder that was skipped, is looked at here.)
+    for (const auto& m : clean->mismatches) {
+        CHECK(m.folder != "Work");
+    }
+}
+
+TEST_CASE("mailferry-copy: a skipped folder exits 1 and is listed on stderr and in JSON") {
+    Case c(unusable_list());
+    auto r = run_cli(c);
+    CHECK(r.exit_code == 1);
+    CHECK(has(r.err, "skipped: Work folder: "));
+    CHECK(has(r.err, "(1 run in a row)"));
+    CHECK(has(r.out, "\"runs_in_a_row\":1"));
+    CHECK(has(r.out, "\"messages_copied\":4"));
 }

@@ -218,3 +218,39 @@ TEST_CASE("missing secret key, store locked by another process: clear errors, no
     INFO("worker log:\n", mft::read_file(worker.log));
     CHECK_FALSE(has(mft::read_file(worker.log), "Sanitizer"));
 }
+
+TEST_CASE("the same failure max_same_failure times in a row stops the job for an admin") {
+    wt::WorldOptions o;
+    o.users = {{"anna@example.com", "anna-pw-1"}};
+    o.retry_min = "100ms";
+    o.worker_extra = "max_same_failure = 2\n";
+    wt::World w(o);
+    wt::fill_mailbox(w.old, "anna@example.com", "", 3, 2000, 1);
+    REQUIRE(wt::imap_login(w.fresh->imap_port(), "anna", "anna-pw-1").rfind("a1 OK", 0) == 0);
+    w.old.stop(); // every copy now fails the same way: the old server refuses connections
+
+    auto first = w.start_worker({"--once"});
+    CHECK(first.wait(60s) == 0);
+    auto j = job_of(w, "anna@example.com");
+    CHECK(j.state == mf::JobState::retry); // once is no pattern: try again after a wait
+    CHECK(j.attempts == 1);
+    std::this_thread::sleep_for(300ms);
+    auto second = w.start_worker({"--once"});
+    CHECK(second.wait(60s) == 0);
+    std::string log = mft::read_file(first.log) + mft::read_file(second.log);
+    INFO("worker logs:\n", log);
+    j = job_of(w, "anna@example.com");
+    CHECK(j.state == mf::JobState::failed); // stopped, not retried for ever
+    CHECK(has(j.last_result, "needs an admin: the same error 2 times in a row"));
+    CHECK(has(j.last_error, "localhost:")); // names the old server
+    CHECK(has(log, "needs an admin"));
+
+    // The admin mends it and queues the job again: it copies.
+    w.old.start();
+    auto retry = mft::run({wt::kMailferry, "worker", "--retry-failed", "--config", w.config});
+    CHECK(retry.exit_code == 0);
+    auto third = w.start_worker({"--once"});
+    CHECK(third.wait(60s) == 0);
+    CHECK(w.account("anna@example.com")->state == AccountState::synced);
+    CHECK(wt::counts(*w.fresh, "anna@example.com") == wt::counts(w.old, "anna@example.com"));
+}

@@ -336,7 +336,8 @@ struct WorldOptions {
     bool master_user = true;
     bool spawn = false;
     std::string idle_exit = "5m";
-    std::string extra; // appended to mailferry.toml
+    std::string extra;        // appended to mailferry.toml
+    std::string worker_extra; // appended to its [worker] section
     // [target] maildir = the new server's Maildirs (written directly) instead of its IMAP
     // port; the worker then runs as root (start_worker), as it must to write users' trees.
     bool maildir_target = false;
@@ -448,8 +449,8 @@ struct World {
             "\nconnections = 2\nresync_interval = \"" + o.resync_interval + "\"\nretry_min = \"" +
             o.retry_min + "\"\nretry_max = \"5s\"\nlease = \"" + o.lease +
             "\"\npoll_interval = \"1s\"\nspawn = " + (o.spawn ? "true" : "false") +
-            "\nprogram = \"" + kMailferry + "\"\nidle_exit = \"" + o.idle_exit +
-            "\"\n\n[log]\nlevel = \"info\"\n" + o.extra;
+            "\nprogram = \"" + kMailferry + "\"\nidle_exit = \"" + o.idle_exit + "\"\n" +
+            o.worker_extra + "\n[log]\nlevel = \"info\"\n" + o.extra;
         mft::write_file(config, t, 0640);
         chown_path(config, 0, mf_group);
     }
