@@ -174,7 +174,15 @@ class MaildirSource final : public Source {
             f.noselect = true;
             found.emplace(p, f);
         }
+        // A subscription to a folder that is gone (or never was) stays the user's: it is
+        // listed as a subscribed \Noselect name, as an IMAP server's LSUB shows it.
         auto subs = subscriptions();
+        for (const auto& name : subs) {
+            Folder f;
+            f.parts = split(name, '/');
+            f.noselect = true;
+            found.emplace(f.parts, f);
+        }
         std::vector<Folder> out;
         for (auto& [parts, f] : found) {
             f.subscribed = subs.count(f.name()) != 0;

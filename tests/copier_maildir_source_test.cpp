@@ -52,6 +52,9 @@ TEST_CASE("a Maildir Dovecot wrote reads exactly as Dovecot shows it over IMAP")
     doveadm({"flags", "add", "-u", kUser, "$Label1 \\Draft", "mailbox", "INBOX", "uid", "5"});
     doveadm({"flags", "add", "-u", kUser, "\\Deleted", "mailbox", "Sent", "uid", "1"});
     doveadm({"mailbox", "subscribe", "-u", kUser, "Work.Projects", "Entwürfe", "INBOX"});
+    // A subscription that outlived its folder stays the user's.
+    doveadm({"mailbox", "create", "-s", "-u", kUser, "Gone"});
+    doveadm({"mailbox", "delete", "-u", kUser, "Gone"});
     // Delivered behind Dovecot's back (an MTA writing new/, an rsync): not in the uidlist.
     cu::put(srv, kUser, "", "Subject: late\n\nbare LF body\n", "S", 1500000000);
 
@@ -60,6 +63,7 @@ TEST_CASE("a Maildir Dovecot wrote reads exactly as Dovecot shows it over IMAP")
     auto imap = cu::snapshot(srv.imap_port(), kUser, kPw);
 
     CHECK(mine.subscribed == imap.subscribed);
+    CHECK(mine.subscribed.count("Gone") == 1);
     CHECK(mine.folders.count("Work/Projects") == 1);
     CHECK(mine.folders.count("Entwürfe") == 1);
     CHECK(mine.noselect.count("Work") == 1);
