@@ -714,12 +714,15 @@ class MboxSource final : public Source {
                               Scope::message, Retry::later);
         }
         // The message must still end where it ended: at EOF or before a line break and
-        // the next From_ line (a same-size rewrite of the range is caught here).
+        // the next From_ line (a same-size rewrite of the range is caught here). An empty
+        // message (its From_ line right before the next one) ends at that next From_ line:
+        // the line break between them is its own From_ line's.
         char after[7] = {};
         ssize_t got = ::pread(fd.get(), after, sizeof after, static_cast<off_t>(end));
         std::string_view tail(after, got > 0 ? static_cast<std::size_t>(got) : 0);
-        if (got < 0 || !(tail.empty() || tail == "\n" || tail == "\r\n" ||
-                         tail.rfind("\nFrom ", 0) == 0 || tail.rfind("\r\nFrom ", 0) == 0)) {
+        if (got < 0 ||
+            !(tail.empty() || tail == "\n" || tail == "\r\n" || tail.rfind("\nFrom ", 0) == 0 ||
+              tail.rfind("\r\nFrom ", 0) == 0 || (end == begin && tail.rfind("From ", 0) == 0))) {
             return make_error(what, "the file changed since it was indexed (the message end moved)",
                               Scope::message, Retry::later);
         }

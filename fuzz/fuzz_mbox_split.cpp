@@ -11,6 +11,7 @@
 #include "source_mbox.hpp"
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <fcntl.h>
@@ -60,6 +61,11 @@ void read_all(mf::copy::source::Source& src, const mf::copy::source::Folder& f) 
             return {};
         });
         if (!r || got != m.size) {
+            // Say which, for whoever replays the input.
+            std::fprintf(stderr, "message uid %u at %s: size %llu, read %llu bytes: %s\n", m.uid,
+                         m.locator.c_str(), static_cast<unsigned long long>(m.size),
+                         static_cast<unsigned long long>(got),
+                         r ? "ok" : r.error().message().c_str());
             std::abort();
         }
     }
