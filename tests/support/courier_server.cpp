@@ -36,24 +36,7 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kRoot = "/opt/mailferry-test/courier-imap";
 constexpr const char* kAuthdaemond = "/usr/lib/courier/courier-authlib/authdaemond";
 constexpr const char* kMakeuserdb = "/usr/sbin/makeuserdb";
-constexpr const char* kRunUser = "mfvmail";
 constexpr int kStartAttempts = 5; // a port picked at run time may be taken by a racing test
-
-struct Ids {
-    uid_t uid = 0;
-    gid_t gid = 0;
-};
-
-Ids run_user() {
-    passwd pw{};
-    passwd* found = nullptr;
-    std::array<char, 4096> buf{};
-    if (::getpwnam_r(kRunUser, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
-        throw std::runtime_error(std::string("user ") + kRunUser +
-                                 " is missing: run ./setup.sh deps (as root) first");
-    }
-    return {pw.pw_uid, pw.pw_gid};
-}
 
 // Courier-IMAP's settings as Debian's /etc/courier/imapd sets them, less what would change
 // a test's mail behind its back (IMAP_EMPTYTRASH purges old Trash messages at logout).
@@ -86,7 +69,7 @@ struct CourierServer::State {
     std::uint16_t port = 0;
     pid_t authd = -1;
     pid_t tcpd = -1;
-    Ids as;
+    RunAs as;
     std::mutex users_mutex;
     std::map<std::string, std::string> homes; // user → home
     std::string userdb;                       // the userdb source text

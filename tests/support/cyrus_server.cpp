@@ -38,14 +38,8 @@ std::string bin(const std::string& name) {
 }
 
 void chown_run_user(const std::string& path) {
-    passwd pw{};
-    passwd* found = nullptr;
-    std::array<char, 4096> buf{};
-    if (::getpwnam_r(kRunUser, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
-        throw std::runtime_error(std::string("user ") + kRunUser +
-                                 " is missing: run ./setup.sh deps (as root) first");
-    }
-    if (::chown(path.c_str(), pw.pw_uid, pw.pw_gid) != 0) {
+    const RunAs as = run_user();
+    if (::chown(path.c_str(), as.uid, as.gid) != 0) {
         throw std::runtime_error("chown(" + path + "): " + std::strerror(errno)); // NOLINT
     }
 }

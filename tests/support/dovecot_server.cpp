@@ -42,22 +42,6 @@ constexpr const char* kDovecot = "/usr/sbin/dovecot";
 constexpr const char* kDoveadm = "/usr/bin/doveadm";
 constexpr int kStartAttempts = 5; // a port picked at run time may be taken by a racing test
 
-struct RunAs {
-    uid_t uid = 0;
-    gid_t gid = 0;
-};
-
-RunAs run_user() {
-    passwd pw{};
-    passwd* found = nullptr;
-    std::array<char, 4096> buf{};
-    if (::getpwnam_r(kRunUser, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
-        throw std::runtime_error(std::string("user ") + kRunUser +
-                                 " is missing: run ./setup.sh deps (as root) first");
-    }
-    return {pw.pw_uid, pw.pw_gid};
-}
-
 void chown_to(const std::string& path, const RunAs& as) {
     if (::chown(path.c_str(), as.uid, as.gid) != 0) {
         int err = errno;
@@ -127,22 +111,6 @@ const Pki& pki() {
 }
 
 std::atomic<int> g_instances{0};
-
-// Alive and not a zombie: a daemonized master is not our child, and a container's init may
-// be slow to reap it.
-bool pid_alive(pid_t pid) {
-    if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) {
-        return false;
-    }
-    std::string stat;
-    try {
-        stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-    } catch (const std::exception&) {
-        return false;
-    }
-    auto paren = stat.rfind(')');
-    return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
-}
 
 std::string user_line(const TestUser& u) {
     if (u.name.empty() || u.name.find_first_of(":\n\r\t") != std::string::npos) {
@@ -340,14 +308,14 @@ void DovecotServer::start() {
 void DovecotServer::State::stop_master() {
     const pid_t pid = master;
     master = -1;
-    if (!pid_alive(pid)) {
+    if (!process_alive(pid)) {
         return;
     }
     // The daemonized master leads its own process group (setsid) holding every service.
     const bool leads_group = ::getpgid(pid) == pid;
     auto wait_gone = [pid](std::chrono::milliseconds limit) {
         auto deadline = Clock::now() + limit;
-        while (pid_alive(pid) && Clock::now() < deadline) {
+        while (process_alive(pid) && Clock::now() < deadline) {
             std::this_thread::sleep_for(5ms);
         }
     };
@@ -357,7 +325,7 @@ void DovecotServer::State::stop_master() {
     wait_gone(300ms);
     if (leads_group) {
         ::kill(-pid, SIGKILL);
-    } else if (pid_alive(pid)) {
+    } else if (process_alive(pid)) {
         ::kill(pid, SIGKILL);
     }
     wait_gone(10s);
@@ -377,7 +345,7 @@ void DovecotServer::stop() {
 }
 
 bool DovecotServer::running() const {
-    return pid_alive(state_->master);
+    return process_alive(state_->master);
 }
 const std::string& DovecotServer::address() const {
     return state_->opts.address;

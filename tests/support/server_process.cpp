@@ -152,20 +152,6 @@ pid_t spawn_isolated(const SpawnSpec& spec) {
     return pid;
 }
 
-bool process_alive(pid_t pid) {
-    if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) {
-        return false;
-    }
-    std::string stat;
-    try {
-        stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-    } catch (const std::exception&) {
-        return false;
-    }
-    auto paren = stat.rfind(')');
-    return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
-}
-
 void stop_group(pid_t leader, std::chrono::milliseconds grace) {
     if (leader <= 0) {
         return;

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -379,6 +380,32 @@ std::string read_file(const std::string& path) {
     std::ostringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+RunAs run_user() {
+    constexpr const char* kRunUser = "mfvmail";
+    passwd pw{};
+    passwd* found = nullptr;
+    std::array<char, 4096> buf{};
+    if (::getpwnam_r(kRunUser, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+        throw std::runtime_error(std::string("user ") + kRunUser +
+                                 " is missing: run ./setup.sh deps (as root) first");
+    }
+    return {pw.pw_uid, pw.pw_gid};
+}
+
+bool process_alive(int pid) {
+    if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) {
+        return false;
+    }
+    std::string stat;
+    try {
+        stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    } catch (const std::exception&) {
+        return false;
+    }
+    auto paren = stat.rfind(')');
+    return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
 }
 
 SilentServer::SilentServer() {

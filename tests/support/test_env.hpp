@@ -47,6 +47,18 @@ RunResult run(const std::vector<std::string>& argv, const std::string& stdin_dat
 void write_file(const std::string& path, const std::string& content, unsigned mode = 0644);
 std::string read_file(const std::string& path);
 
+// The unprivileged user every test server runs as (`mfvmail`, made by ./setup.sh deps).
+struct RunAs {
+    unsigned uid = 0;
+    unsigned gid = 0;
+};
+// Throws, telling how to create it, when the user is missing.
+RunAs run_user();
+
+// Alive and not a zombie: a daemonized master is not our child, and a container's init may
+// be slow to reap it.
+bool process_alive(int pid);
+
 // A loopback TCP server that accepts connections and never says a word (timeout tests).
 class SilentServer {
   public:
