@@ -201,14 +201,6 @@ std::vector<std::string> split_flags(const std::string& flags) {
     return out;
 }
 
-std::string body_item(const imap::Client& c) {
-    return c.caps().has("BINARY") ? "BINARY.PEEK[]" : "BODY.PEEK[]";
-}
-
-bool is_body_item(const imap::Value& v) {
-    return v.is_atom("BODY[]") || v.is_atom("BINARY[]");
-}
-
 MsgMeta parse_fetch_items(const std::vector<imap::Value>& items) {
     MsgMeta m;
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
@@ -345,7 +337,7 @@ fetch_digests(imap::Client& c, const std::vector<std::uint32_t>& uids, std::size
     std::optional<BodyDigest> pending;
     imap::LiteralHook hook = [&](const imap::LiteralContext& ctx, std::uint64_t size,
                                  imap::LiteralReader& rd) -> Result<bool> {
-        if (ctx.depth != 1 || ctx.siblings.empty() || !is_body_item(ctx.siblings.back())) {
+        if (ctx.depth != 1 || ctx.siblings.empty() || !ctx.siblings.back().is_atom("BODY[]")) {
             return false;
         }
         for (;;) {
@@ -366,7 +358,7 @@ fetch_digests(imap::Client& c, const std::vector<std::uint32_t>& uids, std::size
                                         uids.begin() +
                                             static_cast<long>(std::min(i + 500, uids.size())));
         auto r = c.run(
-            "UID FETCH " + uid_set(part) + " (UID " + body_item(c) + ")",
+            "UID FETCH " + uid_set(part) + " (UID BODY.PEEK[])",
             [&](imap::Response& u) -> Result<void> {
                 if (u.keyword == "FETCH" && pending) {
                     MsgMeta m = parse_fetch_items(u.data[0].list);

@@ -858,7 +858,7 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
         if (auto r = ctx_.state.commit(); !r) {
             return r;
         }
-        b.tag = src.command("UID FETCH " + uid_set(b.uids) + " (UID " + body_item(src) + ")");
+        b.tag = src.command("UID FETCH " + uid_set(b.uids) + " (UID BODY.PEEK[])");
         batches.push_back(std::move(b));
         return {};
     };
@@ -942,7 +942,7 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
 
     imap::LiteralHook hook = [&](const imap::LiteralContext& lc, std::uint64_t size,
                                  imap::LiteralReader& rd) -> Result<bool> {
-        if (lc.depth != 1 || lc.siblings.empty() || !is_body_item(lc.siblings.back()) ||
+        if (lc.depth != 1 || lc.siblings.empty() || !lc.siblings.back().is_atom("BODY[]") ||
             batches.empty()) {
             return false;
         }
@@ -979,9 +979,7 @@ Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_
                 return c.error();
             }
         }
-        // NUL bytes need a literal8, which only a BINARY target takes (RFC 3516).
-        const bool l8 = lc.literal8 && dst.caps().has("BINARY");
-        args += (l8 ? "~{" : "{") + std::to_string(size) + (plus ? "+}" : "}");
+        args += "{" + std::to_string(size) + (plus ? "+}" : "}");
         std::string tag;
         if (multi) {
             if (!group) {

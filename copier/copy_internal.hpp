@@ -107,13 +107,6 @@ struct BodyDigest {
 Result<std::map<std::uint32_t, BodyDigest>>
 fetch_digests(imap::Client& c, const std::vector<std::uint32_t>& uids, std::size_t chunk);
 
-// The FETCH item that reads a whole message exactly: BINARY.PEEK[] where the server offers
-// BINARY (Dovecot's BODY[] shows each NUL byte as 0x80; BINARY[] sends it as it is, in a
-// literal8), else BODY.PEEK[].
-std::string body_item(const imap::Client& c);
-// True for the FETCH answer item that carries a whole message: BODY[] or BINARY[].
-bool is_body_item(const imap::Value& v);
-
 // True when an error that ended one folder's copy is that folder's alone: the folder
 // cannot be copied for a reason retrying now would not mend, or the server answered
 // something about it that the copier cannot use (a server that does not answer at all is

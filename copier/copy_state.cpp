@@ -8,6 +8,7 @@
 
 #include "file_util.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -604,7 +605,9 @@ Result<std::uint32_t> State::peek_uid_for_key(std::int64_t account, const std::s
 
 // ---- Hasher -----------------------------------------------------------------------------
 
-Hasher::Hasher() : ctx_(EVP_MD_CTX_new()) {
+Hasher::Hasher() : Hasher(false) {}
+
+Hasher::Hasher(bool nul_as_0x80) : ctx_(EVP_MD_CTX_new()), nul_as_0x80_(nul_as_0x80) {
     EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
 }
 
@@ -613,6 +616,11 @@ Hasher::~Hasher() {
 }
 
 void Hasher::update(std::string_view data) {
+    if (nul_as_0x80_ && data.find('\0') != std::string_view::npos) {
+        mapped_.assign(data);
+        std::replace(mapped_.begin(), mapped_.end(), '\0', '\x80');
+        data = mapped_;
+    }
     EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
 }
 

@@ -166,6 +166,9 @@ struct State::Opened {
 class Hasher {
   public:
     Hasher();
+    // `nul_as_0x80`: hash each NUL byte as 0x80. Dovecot's BODY[] shows a stored NUL that
+    // way, so two servers holding the same bytes can only be compared through it.
+    explicit Hasher(bool nul_as_0x80);
     ~Hasher();
     Hasher(const Hasher&) = delete;
     Hasher& operator=(const Hasher&) = delete;
@@ -174,6 +177,8 @@ class Hasher {
 
   private:
     void* ctx_; // EVP_MD_CTX*
+    bool nul_as_0x80_ = false;
+    std::string mapped_;
 };
 
 std::string hex(const Digest& d);

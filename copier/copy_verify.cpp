@@ -57,11 +57,11 @@ struct Entry {
 
 Result<std::map<std::uint32_t, Entry>> read_all(imap::Client& c, std::size_t chunk) {
     std::map<std::uint32_t, Entry> out;
-    Hasher h;
+    Hasher h(true); // both sides as Dovecot shows them: a NUL byte as 0x80
     std::optional<BodyDigest> pending;
     imap::LiteralHook hook = [&](const imap::LiteralContext& ctx, std::uint64_t size,
                                  imap::LiteralReader& rd) -> Result<bool> {
-        if (ctx.depth != 1 || ctx.siblings.empty() || !is_body_item(ctx.siblings.back())) {
+        if (ctx.depth != 1 || ctx.siblings.empty() || !ctx.siblings.back().is_atom("BODY[]")) {
             return false;
         }
         for (;;) {
@@ -78,7 +78,7 @@ Result<std::map<std::uint32_t, Entry>> read_all(imap::Client& c, std::size_t chu
         return true;
     };
     auto r = c.run(
-        "UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE " + body_item(c) + ")",
+        "UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
         [&](imap::Response& u) -> Result<void> {
             if (u.keyword == "FETCH") {
                 MsgMeta m = parse_fetch_items(u.data[0].list);

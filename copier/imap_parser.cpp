@@ -436,7 +436,7 @@ Result<Value> Parser::parse_literal(Cursor& c, Response& r, std::vector<Value>& 
     LiteralReader reader(in_, *size);
     bool streamed = false;
     if (hook) {
-        LiteralContext ctx{r, siblings, depth, ch == '~'};
+        LiteralContext ctx{r, siblings, depth};
         auto h = hook(ctx, *size, reader);
         if (!h) {
             return h.error();

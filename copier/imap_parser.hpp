@@ -89,7 +89,6 @@ struct LiteralContext {
     const Response& response;           // keyword and number filled in
     const std::vector<Value>& siblings; // values of the enclosing list so far
     unsigned depth;                     // 1 = directly inside the FETCH msg-att list
-    bool literal8 = false;              // sent as ~{n}: may hold NUL bytes (BINARY)
 };
 
 // Return true after reading the literal (all of it, or the parser skips the rest); false

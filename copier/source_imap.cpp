@@ -187,8 +187,7 @@ class ImapSource final : public Source {
         if (uids.empty()) {
             return;
         }
-        batch_tag_ = client_->command("UID FETCH " + detail::uid_set(uids) + " (UID " +
-                                      detail::body_item(*client_) + ")");
+        batch_tag_ = client_->command("UID FETCH " + detail::uid_set(uids) + " (UID BODY.PEEK[])");
         if (!client_->flush()) {
             forget_batch(); // the next read() finds the session broken and starts anew
             return;
@@ -266,11 +265,11 @@ class ImapSource final : public Source {
 
     Result<bool> fetch_body(imap::Client& c, const Message& m, const Sink& sink,
                             const std::string& what, bool& delivered) {
-        return receive_body(c, c.command(fetch_command(c, m.uid)), m, sink, what, delivered);
+        return receive_body(c, c.command(fetch_command(m.uid)), m, sink, what, delivered);
     }
 
-    static std::string fetch_command(const imap::Client& c, std::uint32_t uid) {
-        return "UID FETCH " + std::to_string(uid) + " (UID " + detail::body_item(c) + ")";
+    static std::string fetch_command(std::uint32_t uid) {
+        return "UID FETCH " + std::to_string(uid) + " (UID BODY.PEEK[])";
     }
 
     // Reads what is left of a prefetch() nobody asked for after all, skipping its bodies,
@@ -306,7 +305,7 @@ class ImapSource final : public Source {
         std::optional<std::uint32_t> other;
         const imap::LiteralHook hook = [&](const imap::LiteralContext& lc, std::uint64_t size,
                                            imap::LiteralReader& rd) -> Result<bool> {
-            if (lc.depth != 1 || lc.siblings.empty() || !detail::is_body_item(lc.siblings.back())) {
+            if (lc.depth != 1 || lc.siblings.empty() || !lc.siblings.back().is_atom("BODY[]")) {
                 return false;
             }
             std::uint32_t uid = 0;
@@ -401,7 +400,7 @@ class ImapSource final : public Source {
         bool got = false;
         imap::LiteralHook hook = [&](const imap::LiteralContext& lc, std::uint64_t size,
                                      imap::LiteralReader& rd) -> Result<bool> {
-            if (lc.depth != 1 || lc.siblings.empty() || !detail::is_body_item(lc.siblings.back())) {
+            if (lc.depth != 1 || lc.siblings.empty() || !lc.siblings.back().is_atom("BODY[]")) {
                 return false;
             }
             for (std::size_t i = 0; i + 1 < lc.siblings.size(); i += 2) {

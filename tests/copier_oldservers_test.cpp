@@ -477,8 +477,13 @@ TEST_CASE("Courier-IMAP: the odd mailbox copied into Dovecot is exact") {
         {"APPEND keywords-5", "NO Error in IMAP command: the keyword foo[bar"}};
     e.rewritten = {{"bare-lf", "served with CRLF (Courier stores LF, serves CRLF)"}};
     // Subscriptions to a deleted folder and to a \Noselect parent reach Dovecot by CREATE,
-    // SUBSCRIBE, DELETE; the NUL message is read back (copy, verify, this check) with
-    // BINARY[], since Dovecot's BODY[] shows each NUL as 0x80. No gaps.
+    // SUBSCRIBE, DELETE. The NUL message is copied exactly (the target's BINARY[] holds the
+    // NULs, checked for every message with a NUL), but Dovecot's BODY[] — what this test's
+    // reading uses — shows each NUL as 0x80, so that reading differs; verify compares both
+    // sides as Dovecot shows them (a NUL as 0x80) and reports nothing.
+    const std::string nul = "Dovecot's BODY[] shows NUL as 0x80";
+    e.copier_gaps["INBOX/Odd bytes: source message not on the target: NUL bytes"] = nul;
+    e.copier_gaps["INBOX/Odd bytes: target message not from the source: NUL bytes"] = nul;
     fill_copy_check(courier.imap_port(), anna.name, anna.password, plan, e);
 }
 

@@ -152,28 +152,26 @@ inline Account snapshot(std::uint16_t port, const std::string& user, const std::
         if (st->messages == 0) {
             continue;
         }
-        // BINARY[] where offered: Dovecot's BODY[] would show a NUL byte as 0x80.
-        auto r =
-            c->run("UID FETCH 1:* (UID FLAGS INTERNALDATE " + mf::copy::detail::body_item(*c) + ")",
-                   [&](mf::imap::Response& u) -> mf::Result<void> {
-                       if (u.keyword != "FETCH") {
-                           return {};
-                       }
-                       auto meta = mf::copy::detail::parse_fetch_items(u.data[0].list);
-                       Msg msg;
-                       msg.uid = meta.uid;
-                       msg.flags = meta.flags;
-                       msg.date = meta.date;
-                       msg.when = meta.when;
-                       const auto& items = u.data[0].list;
-                       for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-                           if (mf::copy::detail::is_body_item(items[i])) {
-                               msg.body = items[i + 1].str;
-                           }
-                       }
-                       msgs.push_back(std::move(msg));
-                       return {};
-                   });
+        auto r = c->run("UID FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[])",
+                        [&](mf::imap::Response& u) -> mf::Result<void> {
+                            if (u.keyword != "FETCH") {
+                                return {};
+                            }
+                            auto meta = mf::copy::detail::parse_fetch_items(u.data[0].list);
+                            Msg msg;
+                            msg.uid = meta.uid;
+                            msg.flags = meta.flags;
+                            msg.date = meta.date;
+                            msg.when = meta.when;
+                            const auto& items = u.data[0].list;
+                            for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+                                if (items[i].is_atom("BODY[]")) {
+                                    msg.body = items[i + 1].str;
+                                }
+                            }
+                            msgs.push_back(std::move(msg));
+                            return {};
+                        });
         if (!r || r->keyword != "OK") {
             throw std::runtime_error("snapshot fetch failed in " + name);
         }
