@@ -53,8 +53,8 @@ std::string wire_name(const std::vector<std::string>& parts, char delim) {
 }
 
 Result<BodyDigest> digest_message(source::Source& src, const source::Folder& f,
-                                  const source::Message& m) {
-    Hasher h;
+                                  const source::Message& m, bool nul_as_0x80) {
+    Hasher h(nul_as_0x80);
     BodyDigest out;
     auto r = src.read(f, m, [&](std::string_view chunk) -> Result<void> {
         h.update(chunk);

@@ -27,9 +27,11 @@ Result<std::unique_ptr<source::Source>> open_source(const Endpoint& from, const 
 // A folder's wire name: its levels in modified UTF-7 with `delim` between them.
 std::string wire_name(const std::vector<std::string>& parts, char delim);
 
-// Size and SHA-256 of a message's bytes as the source delivers them, streamed.
+// Size and SHA-256 of a message's bytes as the source delivers them, streamed;
+// `nul_as_0x80` hashes a NUL byte as 0x80 (Hasher), to compare with what Dovecot's BODY[]
+// shows of it.
 Result<BodyDigest> digest_message(source::Source& src, const source::Folder& f,
-                                  const source::Message& m);
+                                  const source::Message& m, bool nul_as_0x80 = false);
 
 // The source's folders as plan_folders() wants them ('/' as delimiter, wire names in
 // modified UTF-7, sorted); `by_wire` maps each wire name back to its Folder.

@@ -154,11 +154,14 @@ Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, co
                 if (m.size != d.size) {
                     add(m.uid, duid, "size");
                 } else {
-                    auto sd = digest_message(**src, sf, m);
+                    // An IMAP target is read with BODY[], which shows a NUL as 0x80 on
+                    // Dovecot: compare both sides that way.
+                    const bool imap_target = to.local.empty();
+                    auto sd = digest_message(**src, sf, m, imap_target);
                     if (!sd && sd.error().scope != Scope::message) {
                         return sd.error();
                     }
-                    auto dd = digest_message(*dst, *df, d);
+                    auto dd = digest_message(*dst, *df, d, imap_target);
                     if (!dd && dd.error().scope != Scope::message) {
                         return dd.error();
                     }

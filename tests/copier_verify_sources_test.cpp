@@ -323,3 +323,30 @@ TEST_CASE("mailferry-copy --from maildir: --verify: exit 0 clean, 1 with a misma
     CHECK(b["mismatches"][0]["what"] == "flags");
     CHECK(b["mismatches"][0]["folder"] == "Sent");
 }
+
+TEST_CASE("Maildir source → IMAP target: a message with NUL bytes verifies") {
+    // The copy appends the file's NULs and Dovecot stores them, but its BODY[] shows each
+    // as 0x80: verify compares both sides that way instead of reporting sha256.
+    mft::DovecotServer src(server("vfy-nul-src", kSrcUser, kSrcPw, cu::source_config()));
+    mft::DovecotServer dst(server("vfy-nul-dst", kDstUser, kDstPw, cu::target_config()));
+    const std::string nul("Subject: nul\r\n\r\nbefore\0after\r\n", 30);
+    cu::put(src, kSrcUser, "", nul, "S");
+    mft::TempDir tmp("vfy-nul");
+    auto from = local("maildir:" + src.mail_dir(kSrcUser));
+    auto to = cu::endpoint(dst.imap_port(), kDstUser, kDstPw);
+    auto opts = options(tmp);
+    auto sum = mf::copy::copy_account(from, to, opts);
+    REQUIRE_MESSAGE(sum, (sum ? "" : sum.error().message()));
+    REQUIRE(sum->messages_copied == 1);
+    // Dovecot keeps the NUL on disk (its Maildir file stores LF line ends).
+    std::string stored;
+    for (const auto& e : std::filesystem::directory_iterator(dst.mail_dir(kDstUser) + "/cur")) {
+        stored = mft::read_file(e.path().string());
+    }
+    CHECK(stored.find(std::string("before\0after", 12)) != std::string::npos);
+    auto rep = verify(from, to, opts);
+    INFO(rep.to_json());
+    CHECK(rep.messages_compared == 1);
+    CHECK(rep.mismatches.empty());
+    CHECK(rep.ok());
+}
