@@ -17,7 +17,7 @@
 //                                      otherwise (nothing is created: without a password
 //                                      there is nothing to provision)
 //     n QUIT                         → answers what is in flight, then n OK, exit 0
-//   TEMPFAIL has no reply of its own in this protocol (PROTOCOLS.md §1: none found), so
+//   TEMPFAIL has no reply of its own in this protocol (none found), so
 //   it is an ERROR whose text says "temporary": the login fails now and nothing was
 //   created, so the user's next attempt starts afresh. It is never OK.
 //   Log lines — ours and the engine's — go to CGP's log as "* " lines (or to syslog with
@@ -33,7 +33,7 @@
 //   account lock keeps a re-sent first login from provisioning twice.
 //
 // SEE ALSO
-//   examples/communigate/, ../shared/PROTOCOLS.md §1, cgpauth_server.hpp, cgpauth_probe.hpp
+//   examples/communigate/, docs/ARCHITECTURE.md, cgpauth_server.hpp, cgpauth_probe.hpp
 #include "cgpauth_probe.hpp"
 #include "cgpauth_proto.hpp"
 #include "cgpauth_server.hpp"

@@ -7,7 +7,7 @@
 // quote-aware, so a space inside quotes stays in the token (the known helpers split on
 // spaces first and get that wrong).
 //
-// Requests understood here (../shared/PROTOCOLS.md §1):
+// Requests understood here:
 //   n INTF v                        → n INTF 3
 //   n VRFY [(mode)] user@dom pass   → n OK | n ERROR text
 //   n NEW [(mode)] user@dom         → n OK | n ERROR text

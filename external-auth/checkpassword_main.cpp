@@ -25,7 +25,7 @@
 //
 // SECURITY
 //   Runs as Dovecot's auth user; needs read access to the config and read/write access to
-//   the store (the `mailferry` group, DESIGN.md). The password lives only in a Secret and
+//   the store (the `mailferry` group). The password lives only in a Secret and
 //   the buffers it passed through are wiped; it never reaches argv, the environment or a
 //   log line. Descriptor 4 is kept close-on-exec while the engine runs (a worker the
 //   engine starts must not hold Dovecot's reply pipe open) and handed to PROG only.
@@ -33,7 +33,7 @@
 //   ends it with exit 111 from SIGALRM.
 //
 // SEE ALSO
-//   examples/dovecot/, ../shared/PROTOCOLS.md §2, https://cr.yp.to/checkpwd/interface.html
+//   examples/dovecot/, https://cr.yp.to/checkpwd/interface.html
 #include "checkpassword_proto.hpp"
 #include "face_io.hpp"
 #include "face_skeleton.hpp"

@@ -20,7 +20,7 @@
 
 namespace mf::cli {
 
-// Exit codes (sysexits where a caller acts on them, DESIGN.md).
+// Exit codes (sysexits where a caller acts on them).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitNo = 1;        // a definite no: mismatch, refused
 inline constexpr int kExitUsage = 2;     // usage or config error

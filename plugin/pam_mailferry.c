@@ -13,8 +13,8 @@
  *     MF_AUTH_FAIL      PAM_AUTH_ERR (mailferry does not tell a wrong password from an
  *                       unknown account, so PAM_USER_UNKNOWN is never returned)
  *     MF_AUTH_TEMPFAIL  PAM_AUTHINFO_UNAVAIL — Exim answers that with a temporary error;
- *                       Dovecot treats every PAM failure as a wrong password (PROTOCOLS.md
- *                       §8): there, a temporary failure cannot be told apart
+ *                       Dovecot treats every PAM failure as a wrong password:
+ *                       there, a temporary failure cannot be told apart
  *   A failing conversation returns what pam_get_authtok returned (PAM_AUTHTOK_ERR in
  *   Linux-PAM 1.5: not a wrong password — Exim answers it with a temporary error), a bad
  *   module option PAM_SERVICE_ERR, a config that does not load PAM_SERVICE_ERR (or
@@ -37,7 +37,7 @@
  *   User names are sanitized and capped before they reach syslog.
  *
  * SEE ALSO
- *   include/mailferry/mailferry.h, examples/pam/, ../shared/PROTOCOLS.md §8
+ *   include/mailferry/mailferry.h, examples/pam/
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

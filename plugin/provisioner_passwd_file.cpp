@@ -1,6 +1,6 @@
 // provisioner_passwd_file.cpp — the "dovecot-passwd-file" provisioner: one line per account.
 //
-// Adds or replaces `user:{SCHEME}hash:uid:gid::home::extra` (PROTOCOLS.md §3) in a Dovecot
+// Adds or replaces `user:{SCHEME}hash:uid:gid::home::extra` in a Dovecot
 // passwd-file, which Dovecot rereads when its mtime or size changes. Every change runs
 // under an exclusive flock on `<file>.lock` (a separate file, because the passwd-file
 // itself is replaced by rename and a lock on it would be lost with the old inode); inside

@@ -1064,7 +1064,7 @@ bool is_migrated(AccountState s) {
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, Millis busy_timeout) {
     // Group-writable: login helpers of the mail server's auth user share it with the
-    // mailferry worker through the group (DESIGN.md, security model).
+    // mailferry worker through the group (docs/ARCHITECTURE.md, Security).
     // SQLite gives the -wal and -shm files the database file's mode, so setting it once
     // on creation is enough (no process-wide umask change: we may run inside a server).
     struct stat st {};

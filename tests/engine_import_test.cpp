@@ -170,7 +170,7 @@ TEST_CASE("an imported hash we cannot verify: the old server decides, then provi
         "protocol = \"imap\"\nhost = \"localhost\"\nport = " + std::to_string(old.imaps_port()) +
         "\ntls = \"implicit\"\nca_file = \"" + old.ca_file() + "\"\ntimeout = \"5s\"\n";
     auto engine = open_engine(write_config(dir, block));
-    // {WM-CRY}: no published spec, never verifiable locally (PROTOCOLS.md §10).
+    // {WM-CRY}: no published spec, never verifiable locally.
     import_account(engine->store(), "carl@example.com", "{WM-CRY}abcdef0123");
     import_account(engine->store(), "dora@example.com", "{WM-CRY}abcdef0123");
 

@@ -111,7 +111,7 @@ struct LogConfig {
     LogLevel level = LogLevel::info;
 };
 
-// The sealed credential spool (DESIGN.md, security model): the login side seals each
+// The sealed credential spool (docs/ARCHITECTURE.md, Security): the login side seals each
 // verified password to the public key; only the worker, which alone can read the secret
 // key, opens an entry. Entries live until `keep_until`.
 enum class SpoolKeep { cutover, first_sync };

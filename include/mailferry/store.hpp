@@ -20,7 +20,7 @@
 
 namespace mf {
 
-// DESIGN.md: unknown → verified → provisioned → copying → synced → (resyncing ↔ synced)
+// unknown → verified → provisioned → copying → synced → (resyncing ↔ synced)
 // → held → cutover, plus failed and disabled. `unknown` is never stored: it is the
 // absence of a row.
 enum class AccountState {

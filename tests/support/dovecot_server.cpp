@@ -10,7 +10,6 @@
 // Must never: leave a Dovecot running after the object dies, throw from the destructor,
 // or touch the system Dovecot (own instance_name, base_dir, state_dir, log).
 // Errors: std::runtime_error with the command's stderr and the tail of Dovecot's log.
-// Facts behind the choices: /work/shared/TESTING-NOTES.md.
 #include "support/dovecot_server.hpp"
 
 #include "support/test_env.hpp"

@@ -6,7 +6,6 @@
 // certificate (SAN: DNS:localhost, IP:127.0.0.1) made per test run with openssl.
 // Failed logins are answered at once (no auth penalty, no 0.5 s failure batching), and
 // stop() kills what is left after a short grace, so it takes well under a second.
-// Facts behind the choices: ../shared/TESTING-NOTES.md.
 #pragma once
 
 #include <cstdint>
