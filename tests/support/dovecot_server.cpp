@@ -382,21 +382,7 @@ std::string DovecotServer::mail_dir(const std::string& user) const {
 }
 
 std::string DovecotServer::log_tail(std::size_t lines) const {
-    std::string text;
-    try {
-        text = read_file(state_->log);
-    } catch (const std::exception&) {
-        return "(no dovecot log at " + state_->log + ")";
-    }
-    std::size_t pos = text.size();
-    if (pos > 0 && text[pos - 1] == '\n') {
-        --pos;
-    }
-    for (std::size_t n = 0; n < lines && pos > 0; ++n) {
-        auto nl = text.rfind('\n', pos - 1);
-        pos = nl == std::string::npos ? 0 : nl;
-    }
-    return text.substr(pos);
+    return file_tail(state_->log, lines);
 }
 
 void DovecotServer::add_user(const TestUser& user) {

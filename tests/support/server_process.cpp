@@ -172,24 +172,6 @@ void stop_group(pid_t leader, std::chrono::milliseconds grace) {
     }
 }
 
-std::string file_tail(const std::string& path, std::size_t lines) {
-    std::string text;
-    try {
-        text = read_file(path);
-    } catch (const std::exception&) {
-        return "(no log at " + path + ")";
-    }
-    std::size_t pos = text.size();
-    if (pos > 0 && text[pos - 1] == '\n') {
-        --pos;
-    }
-    for (std::size_t n = 0; n < lines && pos > 0; ++n) {
-        auto nl = text.rfind('\n', pos - 1);
-        pos = nl == std::string::npos ? 0 : nl;
-    }
-    return text.substr(pos);
-}
-
 SyslogSink::SyslogSink(const std::string& socket_path, std::string log_path)
     : log_(std::move(log_path)) {
     sockaddr_un addr{};

@@ -39,9 +39,6 @@ pid_t spawn_isolated(const SpawnSpec& spec);
 // SIGKILL to the whole group; reaps the leader. Safe to call on an already dead leader.
 void stop_group(pid_t leader, std::chrono::milliseconds grace);
 
-// The last `lines` lines of a text file, or a note that it is missing.
-std::string file_tail(const std::string& path, std::size_t lines);
-
 // A datagram socket at `socket_path` (bind it onto /dev/log) whose messages a thread
 // appends, one per line and without the <priority> prefix, to `log_path`.
 class SyslogSink {

@@ -382,6 +382,24 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
+std::string file_tail(const std::string& path, std::size_t lines) {
+    std::string text;
+    try {
+        text = read_file(path);
+    } catch (const std::exception&) {
+        return "(no log at " + path + ")";
+    }
+    std::size_t pos = text.size();
+    if (pos > 0 && text[pos - 1] == '\n') {
+        --pos;
+    }
+    for (std::size_t n = 0; n < lines && pos > 0; ++n) {
+        auto nl = text.rfind('\n', pos - 1);
+        pos = nl == std::string::npos ? 0 : nl;
+    }
+    return text.substr(pos);
+}
+
 RunAs run_user() {
     constexpr const char* kRunUser = "mfvmail";
     passwd pw{};

@@ -46,6 +46,8 @@ RunResult run(const std::vector<std::string>& argv, const std::string& stdin_dat
 
 void write_file(const std::string& path, const std::string& content, unsigned mode = 0644);
 std::string read_file(const std::string& path);
+// The last `lines` lines of a log file, or a note that there is none (for error messages).
+std::string file_tail(const std::string& path, std::size_t lines);
 
 // The unprivileged user every test server runs as (`mfvmail`, made by ./setup.sh deps).
 struct RunAs {
