@@ -16,7 +16,7 @@ packages=(
   # build
   cmake g++ make pkg-config libssl-dev libcurl4-openssl-dev libsodium-dev libsqlite3-dev
   libcrypt-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libcli11-dev
-  nlohmann-json3-dev libfmt-dev doctest-dev libpam0g-dev zlib1g-dev clang-format
+  nlohmann-json3-dev libfmt-dev doctest-dev libpam0g-dev zlib1g-dev clang-format libidn2-dev
   # fuzzing (scripts/fuzz-smoke.sh): clang and its libFuzzer/sanitizer runtimes
   clang libclang-rt-14-dev
   # real servers and peers for tests, demo and benchmarks

@@ -45,7 +45,8 @@ nlohmann::json provider_json(const ProviderConfig& p) {
                         {"timeout", format_duration(p.timeout)},
                         {"max_concurrent", p.max_concurrent},
                         {"login_form", to_string(p.login_form)},
-                        {"mechanism", to_string(p.mechanism)}};
+                        {"mechanism", to_string(p.mechanism)},
+                        {"case_insensitive", p.case_insensitive}};
     if (p.login_form == LoginForm::templated) {
         j["login_template"] = p.login_template;
     }
@@ -110,7 +111,6 @@ nlohmann::json summary_json(const Config& c) {
              {{"default_domain", c.identity.default_domain},
               {"accept_short_names", c.identity.accept_short_names},
               {"accept_full_address", c.identity.accept_full_address},
-              {"fold_local_part", c.identity.fold_local_part},
               {"conflict_map", c.identity.conflict_map},
               {"domain_renames", c.identity.domain_renames}}},
             {"hash", hash_json(c.hash)},
@@ -147,12 +147,13 @@ void print_text(const Config& c) {
         row("", "login " + login + ", mechanism " + to_string(p.mechanism) + ", timeout " +
                     format_duration(p.timeout) + ", at most " + std::to_string(p.max_concurrent) +
                     " at once" + (p.ca_file.empty() ? "" : ", CA " + p.ca_file));
+        row("", p.case_insensitive ? "user names case-insensitive: ANNA@ and anna@ are one account"
+                                   : "user names case-sensitive: ANNA@ and anna@ are two accounts");
     }
     const auto& id = c.identity;
     row("identity", "default domain " + or_none(id.default_domain) + "; short names " +
                         yes_no(id.accept_short_names && !id.default_domain.empty()) +
-                        ", full addresses " + yes_no(id.accept_full_address) +
-                        ", fold local part " + yes_no(id.fold_local_part));
+                        ", full addresses " + yes_no(id.accept_full_address));
     std::vector<std::string> renames;
     for (const auto& [from, to] : id.domain_renames) {
         renames.push_back(from + " -> " + to);

@@ -190,6 +190,7 @@ const Keys<ProviderConfig>& provider_keys() {
         text("login_template", &ProviderConfig::login_template, login_template_rule),
         choice("mechanism", &ProviderConfig::mechanism,
                {SaslMech::automatic, SaslMech::plain, SaslMech::login}),
+        flag("case_insensitive", &ProviderConfig::case_insensitive),
     };
     return keys;
 }
@@ -466,6 +467,38 @@ Result<void> validate_identity(const Reader& r, const toml::table& root, const C
     return {};
 }
 
+// identity.fold_local_part, from before letter case was set per old server: kept as the
+// default of provider.case_insensitive, so an upgrade changes no account name; a
+// provider's own case_insensitive wins. Always a warning, so the admin moves it over.
+void apply_fold_local_part(const Reader& r, const toml::table& root, Config& cfg) {
+    const auto* t = root.get_as<toml::table>("identity");
+    if (t == nullptr || !t->contains("fold_local_part")) {
+        return;
+    }
+    const auto* arr = root.get_as<toml::array>("provider");
+    std::vector<std::string> inherited;
+    for (std::size_t i = 0; i < cfg.providers.size(); ++i) {
+        const auto* pt = arr == nullptr ? nullptr : arr->get(i)->as_table();
+        if (pt == nullptr || !pt->contains("case_insensitive")) {
+            cfg.providers[i].case_insensitive = cfg.identity.fold_local_part;
+            inherited.push_back(cfg.providers[i].name);
+        }
+    }
+    const std::string v = cfg.identity.fold_local_part ? "true" : "false";
+    std::string text = r.source() + ":" + std::to_string(where(t, "fold_local_part").begin.line) +
+                       ": identity.fold_local_part is deprecated: letter case is set per old "
+                       "server with case_insensitive = true|false in each [[provider]] "
+                       "(default true).";
+    if (!inherited.empty()) {
+        std::string names;
+        for (const auto& n : inherited) {
+            names += (names.empty() ? "" : ", ") + n;
+        }
+        text += " Until then case_insensitive = " + v + " for " + names + ".";
+    }
+    r.warn(text + " Remove the line.");
+}
+
 Result<void> validate_provisioner(const Reader& r, const toml::table& root, const Config& cfg) {
     const auto* t = root.get_as<toml::table>("provisioner");
     const auto& p = cfg.provisioner;
@@ -609,6 +642,7 @@ Result<void> validate(const Reader& r, const toml::table& root, Config& cfg) {
     if (auto ok = validate_identity(r, root, cfg); !ok) {
         return ok;
     }
+    apply_fold_local_part(r, root, cfg);
     if (auto ok = validate_provisioner(r, root, cfg); !ok) {
         return ok;
     }

@@ -3,18 +3,22 @@
 //
 // Resolution, in order:
 //   1. syntax (identity_syntax.cpp), then the short/full rules: a short name gets
-//      identity.default_domain; the domain is lower-cased (ASCII), the local part too only
-//      with fold_local_part.
+//      identity.default_domain; the domain is folded (identity_idna.cpp: ASCII lower
+//      case, an internationalised name as xn--…).
 //   2. a login that is a new name given out by the conflict map belongs to that map line's
 //      old account;
 //   3. otherwise the login names an old account: a domain that is a rename target is
 //      mapped back to its old domain, and the conflict map may give that account another
 //      new name; without an entry the new name is the local part at the renamed domain.
-//   4. the provider is the one serving the OLD domain; the old server's login follows the
-//      provider's login_form.
+//   4. the provider is the one serving the OLD domain. When it is case_insensitive the
+//      local part of the canonical name is folded to lower case (ASCII letters only: the
+//      servers that fold, Dovecot's %Lu among them, fold ASCII); the user's spelling stays
+//      in old_address and old_login, which follow the provider's login_form.
 // The conflict map is a file of "login  canonical" lines ('#' starts a comment); it is
-// read once, in create(), and checked for duplicates in both columns.
-// Never: contact anybody, or accept a login whose domain no provider serves.
+// read once, in create(), folded by the same rules, and checked for duplicates in both
+// columns.
+// Never: contact anybody, accept a login whose domain no provider serves, or let two
+// spellings of one user of a case-insensitive server make two canonical names.
 // Errors: resolve(): Scope::account, Retry::never. create(): Scope::config, "FILE:LINE".
 #include "mailferry/identity.hpp"
 
@@ -38,18 +42,17 @@ void lower_ascii(std::string& s) {
     });
 }
 
-const ProviderConfig* serving(const Config& cfg, const std::string& domain) {
-    for (const auto& p : cfg.providers) {
-        if (std::find(p.domains.begin(), p.domains.end(), domain) != p.domains.end()) {
-            return &p;
-        }
-    }
-    return nullptr;
+using Served = IdentityMap::Served;
+
+const Served* serving(const std::map<std::string, Served>& served, const std::string& domain) {
+    auto it = served.find(domain);
+    return it == served.end() ? nullptr : &it->second;
 }
 
 // new domain → the old domain renamed to it (config.cpp made sure there is at most one).
-std::string old_domain_of(const IdentityConfig& id, const std::string& domain) {
-    for (const auto& [from, to] : id.domain_renames) {
+std::string old_domain_of(const std::map<std::string, std::string>& renames,
+                          const std::string& domain) {
+    for (const auto& [from, to] : renames) {
         if (to == domain) {
             return from;
         }
@@ -57,28 +60,37 @@ std::string old_domain_of(const IdentityConfig& id, const std::string& domain) {
     return domain;
 }
 
-std::string new_domain_of(const IdentityConfig& id, const std::string& domain) {
-    auto it = id.domain_renames.find(domain);
-    return it == id.domain_renames.end() ? domain : it->second;
+std::string new_domain_of(const std::map<std::string, std::string>& renames,
+                          const std::string& domain) {
+    auto it = renames.find(domain);
+    return it == renames.end() ? domain : it->second;
 }
 
-// Case rules for a login that passed check_login_syntax(); a short name gets `short_domain`.
-Address normal_form(const IdentityConfig& id, std::string_view login,
-                    const std::string& short_domain) {
+// A login that passed check_login_syntax(), split; a short name gets `short_domain`. The
+// domain is folded; the local part is left as typed (folding it depends on the server).
+Result<Address> normal_form(std::string_view login, const std::string& short_domain) {
     Address a;
     auto at = login.find('@');
     if (at == std::string_view::npos) {
         a.local = login;
         a.domain = short_domain;
-    } else {
-        a.local = login.substr(0, at);
-        a.domain = login.substr(at + 1);
+        return a;
     }
-    lower_ascii(a.domain);
-    if (id.fold_local_part) {
-        lower_ascii(a.local);
+    a.local = login.substr(0, at);
+    auto domain = domain_to_ascii(login.substr(at + 1));
+    if (!domain) {
+        return login_error(login, "has a domain that " + domain.error().detail);
     }
+    a.domain = std::move(*domain);
     return a;
+}
+
+// The local part as the canonical name has it.
+std::string folded_local(const Served& s, std::string local) {
+    if (s.provider->case_insensitive) {
+        lower_ascii(local);
+    }
+    return local;
 }
 
 Address split(const std::string& full) {
@@ -88,6 +100,10 @@ Address split(const std::string& full) {
 
 Error map_error(const std::string& file, std::size_t line, std::string detail) {
     return make_error(file + ":" + std::to_string(line), std::move(detail), Scope::config);
+}
+
+Error config_error(std::string what, std::string detail) {
+    return make_error(std::move(what), std::move(detail), Scope::config);
 }
 
 // Fields of one conflict-map line; a field starting with '#' ends the line.
@@ -110,16 +126,74 @@ std::vector<std::string_view> fields(std::string_view line) {
     return out;
 }
 
+// The domains of the config in the form logins are compared in (ASCII, lower case).
+Result<std::string> config_domain(const std::string& key, const std::string& domain) {
+    auto d = domain_to_ascii(domain);
+    if (!d) {
+        return config_error(key, "domain " + identity_shown(domain) + " " + d.error().detail);
+    }
+    return d;
+}
+
 } // namespace
+
+void use_stored_name(Identity& id, std::string_view stored) {
+    Address a = split(std::string(stored));
+    id.canonical = std::string(stored);
+    id.local = std::move(a.local);
+    id.domain = std::move(a.domain);
+}
+
+bool same_ignoring_case(std::string_view a, std::string_view b) {
+    auto fold = [](char c) {
+        return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    };
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                              [&](char x, char y) { return fold(x) == fold(y); });
+}
 
 Result<IdentityMap> IdentityMap::create(const Config& cfg) {
     IdentityMap map;
     map.cfg_ = &cfg;
-    const auto& id = cfg.identity;
-    const std::string& file = id.conflict_map;
-    if (file.empty()) {
-        return map;
+    for (const auto& p : cfg.providers) {
+        for (const auto& d : p.domains) {
+            auto ascii = config_domain("provider " + p.name + ": domains", d);
+            if (!ascii) {
+                return ascii.error();
+            }
+            auto [it, fresh] = map.served_.emplace(*ascii, Served{&p, d});
+            if (!fresh) {
+                return config_error("provider " + p.name + ": domains",
+                                    identity_shown(d) + " is " + *ascii +
+                                        ", already served by provider \"" +
+                                        it->second.provider->name + "\"");
+            }
+        }
     }
+    for (const auto& [from, to] : cfg.identity.domain_renames) {
+        auto f = config_domain("identity.domain_renames", from);
+        auto t = f ? config_domain("identity.domain_renames", to) : f;
+        if (!t) {
+            return t.error();
+        }
+        map.renames_.emplace(*f, *t);
+    }
+    if (!cfg.identity.default_domain.empty()) {
+        auto d = config_domain("identity.default_domain", cfg.identity.default_domain);
+        if (!d) {
+            return d.error();
+        }
+        map.default_domain_ = *d;
+    }
+    if (!cfg.identity.conflict_map.empty()) {
+        if (auto ok = map.read_conflict_map(cfg.identity.conflict_map); !ok) {
+            return ok.error();
+        }
+    }
+    return map;
+}
+
+Result<void> IdentityMap::read_conflict_map(const std::string& file) {
     auto text = read_file(file);
     if (!text) {
         Error e = text.error();
@@ -153,20 +227,30 @@ Result<IdentityMap> IdentityMap::create(const Config& cfg) {
             }
         }
         bool is_short = f[0].find('@') == std::string_view::npos;
-        if (is_short && id.default_domain.empty()) {
+        if (is_short && default_domain_.empty()) {
             return map_error(file, lineno,
                              "\"" + identity_shown(f[0]) +
                                  "\" is a short name, and identity.default_domain is not set");
         }
-        Address typed = normal_form(id, f[0], id.default_domain);
-        Address old{typed.local, old_domain_of(id, typed.domain)};
-        if (serving(cfg, old.domain) == nullptr) {
+        auto typed = normal_form(f[0], default_domain_);
+        if (!typed) {
+            return map_error(file, lineno, typed.error().message());
+        }
+        Address old{typed->local, old_domain_of(renames_, typed->domain)};
+        const Served* s = serving(served_, old.domain);
+        if (s == nullptr) {
             return map_error(file, lineno,
                              "no provider serves the domain of \"" + identity_shown(f[0]) + "\"");
         }
-        Address canonical = normal_form(id, f[1], new_domain_of(id, old.domain));
+        auto canonical = normal_form(f[1], new_domain_of(renames_, old.domain));
+        if (!canonical) {
+            return map_error(file, lineno, canonical.error().message());
+        }
+        // Both columns fold as the old account's server does.
+        old.local = folded_local(*s, old.local);
+        canonical->local = folded_local(*s, canonical->local);
         std::string key = old.full();
-        std::string value = canonical.full();
+        std::string value = canonical->full();
         if (auto [it, fresh] = login_line.emplace(key, lineno); !fresh) {
             return map_error(file, lineno,
                              key + " is already mapped at line " + std::to_string(it->second));
@@ -176,10 +260,10 @@ Result<IdentityMap> IdentityMap::create(const Config& cfg) {
                              value + " is already the new name of another account at line " +
                                  std::to_string(it->second));
         }
-        map.conflicts_.emplace(key, value);
-        map.canonical_to_login_.emplace(value, key);
+        conflicts_.emplace(key, value);
+        canonical_to_login_.emplace(value, key);
     }
-    return map;
+    return {};
 }
 
 Result<Identity> IdentityMap::resolve(std::string_view login) const {
@@ -195,7 +279,7 @@ Result<Identity> IdentityMap::resolve(std::string_view login) const {
         return login_error(login, "is a short name; log in with the full address "
                                   "(identity.accept_short_names = false)");
     }
-    if (is_short && id.default_domain.empty()) {
+    if (is_short && default_domain_.empty()) {
         return login_error(login, "is a short name; log in with the full address "
                                   "(identity.default_domain is not set)");
     }
@@ -203,29 +287,48 @@ Result<Identity> IdentityMap::resolve(std::string_view login) const {
         return login_error(login, "is a full address; log in with the short name "
                                   "(identity.accept_full_address = false)");
     }
-    Address typed = normal_form(id, login, id.default_domain);
-    Address old;
+    auto typed = normal_form(login, default_domain_);
+    if (!typed) {
+        return typed.error();
+    }
+    Address old{typed->local, old_domain_of(renames_, typed->domain)};
     Address canonical;
-    if (auto it = canonical_to_login_.find(typed.full()); it != canonical_to_login_.end()) {
-        old = split(it->second);
-        canonical = typed;
-    } else {
-        old = Address{typed.local, old_domain_of(id, typed.domain)};
-        if (auto c = conflicts_.find(old.full()); c != conflicts_.end()) {
-            canonical = split(c->second);
-        } else {
-            canonical = Address{old.local, new_domain_of(id, old.domain)};
+    // A new name from the conflict map: as typed, or folded when its old server folds.
+    Address lowered = *typed;
+    lower_ascii(lowered.local);
+    auto hit = canonical_to_login_.find(typed->full());
+    if (hit == canonical_to_login_.end()) {
+        hit = canonical_to_login_.find(lowered.full());
+        if (hit != canonical_to_login_.end()) {
+            const Served* s = serving(served_, split(hit->second).domain);
+            hit = s != nullptr && s->provider->case_insensitive ? hit : canonical_to_login_.end();
         }
     }
-    const ProviderConfig* provider = serving(*cfg_, old.domain);
-    if (provider == nullptr) {
+    if (hit != canonical_to_login_.end()) {
+        old = split(hit->second);
+        canonical = split(hit->first);
+    }
+    const Served* served = serving(served_, old.domain);
+    if (served == nullptr) {
         return login_error(login, "no old server serves the domain " + identity_shown(old.domain));
     }
+    if (hit == canonical_to_login_.end()) {
+        Address key{folded_local(*served, old.local), old.domain};
+        if (auto c = conflicts_.find(key.full()); c != conflicts_.end()) {
+            canonical = split(c->second);
+        } else {
+            canonical = Address{key.local, new_domain_of(renames_, old.domain)};
+        }
+    }
+    const ProviderConfig* provider = served->provider;
     Identity out;
     out.canonical = canonical.full();
     out.local = canonical.local;
     out.domain = canonical.domain;
-    out.old_address = old.full();
+    out.login = std::string(login);
+    // The old server gets the user's spelling of the local part and the domain as the
+    // provider's config writes it.
+    out.old_address = old.local + "@" + served->spelled;
     out.provider = provider;
     switch (provider->login_form) {
     case LoginForm::full_address:
@@ -235,7 +338,7 @@ Result<Identity> IdentityMap::resolve(std::string_view login) const {
         out.old_login = old.local;
         break;
     case LoginForm::templated:
-        out.old_login = expand_template(provider->login_template, old.local, old.domain);
+        out.old_login = expand_template(provider->login_template, old.local, served->spelled);
         break;
     }
     return out;

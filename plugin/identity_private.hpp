@@ -1,4 +1,5 @@
-// identity_private.hpp — helpers shared by identity.cpp and identity_syntax.cpp.
+// identity_private.hpp — helpers shared by identity.cpp, identity_syntax.cpp and
+// identity_idna.cpp.
 //
 // Never: return the raw bytes of a login that failed the syntax check.
 #pragma once
@@ -16,5 +17,10 @@ std::string identity_shown(std::string_view login);
 
 // Error{"login \"<shown>\"", detail, Scope::account, Retry::never}.
 Error login_error(std::string_view login, std::string detail);
+
+// The domain as it is compared and stored: ASCII lower case; an internationalised name
+// in its xn-- form (identity_idna.cpp). A name that is no valid IDNA domain is refused
+// with login_error(domain, …).
+Result<std::string> domain_to_ascii(std::string_view domain);
 
 } // namespace mf

@@ -203,10 +203,11 @@ TEST_CASE("every key is read into its field") {
           std::map<std::string, std::string>{{"userdb_home", "/var/vmail/{domain}/{local}"},
                                              {"quota", "1G"}});
     CHECK(c.log.level == LogLevel::debug);
-    // Both insecure settings are reported, nothing else.
-    REQUIRE(c.warnings.size() == 2);
+    // Both insecure settings are reported, and the deprecated fold_local_part, nothing else.
+    REQUIRE(c.warnings.size() == 3);
     CHECK(c.warnings[0].find("verify_certificate = false") != std::string::npos);
     CHECK(c.warnings[1].find("clear text") != std::string::npos);
+    CHECK(c.warnings[2].find("identity.fold_local_part is deprecated") != std::string::npos);
 }
 
 TEST_CASE("the other provisioner types") {

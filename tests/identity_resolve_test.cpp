@@ -99,11 +99,13 @@ TEST_CASE("short names and full addresses") {
     CHECK(b.canonical == "anna@example.org");
     CHECK(b.provider == &cfg.providers[0]);
 
-    // The domain is folded, the local part is kept.
+    // Domain and (case_insensitive by default) local part are folded; the old server
+    // gets the user's spelling.
     Identity c = resolved(map, "Anna.Smith@EXAMPLE.Org");
-    CHECK(c.canonical == "Anna.Smith@example.org");
-    CHECK(c.local == "Anna.Smith");
+    CHECK(c.canonical == "anna.smith@example.org");
+    CHECK(c.local == "anna.smith");
     CHECK(c.old_login == "Anna.Smith@example.org");
+    CHECK(c.login == "Anna.Smith@EXAMPLE.Org");
 
     // UTF-8 local parts are fine.
     CHECK(resolved(map, "jürgen@example.org").canonical == "jürgen@example.org");
@@ -113,12 +115,105 @@ TEST_CASE("short names and full addresses") {
     CHECK(resolved(map, longest).canonical == longest);
 }
 
-TEST_CASE("fold_local_part folds the local part (ASCII)") {
-    Config cfg = config("default_domain = \"example.org\"\nfold_local_part = true\n");
-    IdentityMap map = make_map(cfg);
+TEST_CASE("the deprecated fold_local_part is the default of case_insensitive, with a warning") {
+    Config on = config("default_domain = \"example.org\"\nfold_local_part = true\n");
+    IdentityMap map = make_map(on);
     CHECK(resolved(map, "Anna@Example.ORG").canonical == "anna@example.org");
     CHECK(resolved(map, "ANNA").canonical == "anna@example.org");
-    CHECK(resolved(map, "ANNA").old_login == "anna@example.org");
+    CHECK(resolved(map, "ANNA").old_login == "ANNA@example.org");
+    REQUIRE(on.warnings.size() == 1);
+    CHECK(on.warnings[0].find("t.toml:") == 0);
+    CHECK(on.warnings[0].find("identity.fold_local_part is deprecated") != std::string::npos);
+    CHECK(on.warnings[0].find("case_insensitive = true for old, pop, tpl") != std::string::npos);
+
+    // false keeps what older versions did for every provider that does not say otherwise.
+    auto off = parse_config(kProviders + "case_insensitive = true\n[identity]\n"
+                                         "default_domain = \"example.org\"\n"
+                                         "fold_local_part = false\n",
+                            "t.toml");
+    REQUIRE(off.ok());
+    CHECK_FALSE(off->providers[0].case_insensitive);
+    CHECK_FALSE(off->providers[1].case_insensitive);
+    CHECK(off->providers[2].case_insensitive); // its own key wins
+    REQUIRE(off->warnings.size() == 1);
+    CHECK(off->warnings[0].find("case_insensitive = false for old, pop.") != std::string::npos);
+    IdentityMap m2 = make_map(*off);
+    CHECK(resolved(m2, "Anna").canonical == "Anna@example.org");
+    CHECK(resolved(m2, "Anna@Example.COM").canonical == "anna@example.com");
+
+    // Without the old key there is no warning.
+    CHECK(config("default_domain = \"example.org\"\n").warnings.empty());
+}
+
+TEST_CASE("case_insensitive per provider: one account per user, or case kept") {
+    auto cfg = parse_config(kProviders + "[[provider]]\nname = \"strict\"\n"
+                                         "domains = [\"strict.example\"]\n"
+                                         "host = \"imap.strict.example\"\n"
+                                         "case_insensitive = false\n"
+                                         "[identity]\ndefault_domain = \"example.org\"\n",
+                            "t.toml");
+    REQUIRE(cfg.ok());
+    CHECK(cfg->providers[0].case_insensitive); // the default
+    CHECK_FALSE(cfg->providers[3].case_insensitive);
+    IdentityMap map = make_map(*cfg);
+    // Every spelling of one user of a case-insensitive server: one canonical name, the
+    // spelling kept for display and the old server.
+    for (const char* login :
+         {"anna@example.org", "ANNA@example.org", "Anna@Example.Org", "aNnA", "anNA@EXAMPLE.ORG"}) {
+        CAPTURE(login);
+        Identity id = resolved(map, login);
+        CHECK(id.canonical == "anna@example.org");
+        CHECK(id.local == "anna");
+        CHECK(id.login == login);
+    }
+    CHECK(resolved(map, "aNnA").old_login == "aNnA@example.org");
+    CHECK(resolved(map, "BOB@example.net").old_login == "BOB"); // local_part form
+    CHECK(resolved(map, "BOB@example.net").canonical == "bob@example.net");
+    // Only ASCII letters fold (as the old servers do); other bytes are kept.
+    CHECK(resolved(map, "JÜRGEN@example.org").canonical == "jÜrgen@example.org");
+    // A case-sensitive server: two spellings, two accounts; the domain still folds.
+    CHECK(resolved(map, "Anna@STRICT.example").canonical == "Anna@strict.example");
+    CHECK(resolved(map, "anna@strict.example").canonical == "anna@strict.example");
+    CHECK_FALSE(same_ignoring_case("Anna@strict.example", "Ann@strict.example"));
+    CHECK(same_ignoring_case("Anna@strict.example", "aNNA@STRICT.example"));
+}
+
+TEST_CASE("internationalised domains fold to their ASCII form") {
+    auto cfg = parse_config("[[provider]]\nname = \"idn\"\n"
+                            "domains = [\"bücher.example\", \"xn--mnchen-3ya.example\"]\n"
+                            "host = \"imap.example\"\n"
+                            "[identity]\ndefault_domain = \"bücher.example\"\n",
+                            "t.toml");
+    REQUIRE(cfg.ok());
+    IdentityMap map = make_map(*cfg);
+    for (const char* login : {"anna@bücher.example", "Anna@BÜCHER.example", "ANNA@Bücher.Example",
+                              "anna@xn--bcher-kva.example", "anna@XN--BCHER-KVA.EXAMPLE", "anna"}) {
+        CAPTURE(login);
+        Identity id = resolved(map, login);
+        CHECK(id.canonical == "anna@xn--bcher-kva.example");
+        CHECK(id.domain == "xn--bcher-kva.example");
+        // The old server gets the domain as the provider's config writes it.
+        CHECK(id.old_address.ends_with("@bücher.example"));
+    }
+    // A domain listed in ASCII form is found by its Unicode spelling too.
+    CHECK(resolved(map, "Eva@MÜNCHEN.example").canonical == "eva@xn--mnchen-3ya.example");
+    // Not a valid IDNA name: refused with the reason, nobody asked.
+    refused(map, "anna@bü\u0301cher..example", "no old server serves the domain xn--");
+    refused(map, "anna@\u2488.example", "not a valid internationalised domain name");
+    refused(map, "anna@a\u200Db.example", "not a valid internationalised domain name");
+}
+
+TEST_CASE("one old domain written twice (Unicode and xn--) is a config error") {
+    auto cfg = parse_config("[[provider]]\nname = \"a\"\ndomains = [\"bücher.example\"]\n"
+                            "host = \"imap.a.example\"\n"
+                            "[[provider]]\nname = \"b\"\ndomains = [\"xn--bcher-kva.example\"]\n"
+                            "host = \"imap.b.example\"\n",
+                            "t.toml");
+    REQUIRE(cfg.ok());
+    auto m = IdentityMap::create(*cfg);
+    REQUIRE_FALSE(m.ok());
+    CHECK(m.error().scope == Scope::config);
+    CHECK(m.error().message().find("already served by provider \"a\"") != std::string::npos);
 }
 
 TEST_CASE("the old server's login follows the provider's login_form") {
@@ -221,11 +316,14 @@ TEST_CASE("the conflict map gives colliding users another name") {
     CHECK(resolved(map, "bob@example.org").canonical == "robert@example.org");
     CHECK(resolved(map, "robert").old_address == "bob@example.org");
 
-    // The key's domain was folded; its local part was not (fold_local_part = false).
+    // Both columns fold as the old server does (case-insensitive here): every spelling of
+    // Carl, and of his new name, is one account.
     Identity carl = resolved(map, "Carl@example.net");
     CHECK(carl.canonical == "carl.n@example.net");
     CHECK(carl.old_login == "Carl"); // the pop provider wants the local part
-    CHECK(resolved(map, "carl@example.net").canonical == "carl@example.net");
+    CHECK(resolved(map, "carl@example.net").canonical == "carl.n@example.net");
+    CHECK(resolved(map, "CARL.N@example.net").canonical == "carl.n@example.net");
+    CHECK(resolved(map, "CARL.N@example.net").old_login == "carl");
 
     // Users not in the map are untouched.
     CHECK(resolved(map, "dora@old.example").canonical == "dora@new.example");

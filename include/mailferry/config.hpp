@@ -48,6 +48,10 @@ struct ProviderConfig {
     LoginForm login_form = LoginForm::full_address;
     std::string login_template; // with login_form = template: "{local}", "{domain}", "{address}"
     SaslMech mechanism = SaslMech::automatic;
+    // The old server takes ANNA@ and anna@ as one user (Dovecot's %Lu, Exchange/AD,
+    // CommuniGate, Courier): the local part is folded to lower case (ASCII) for the
+    // account's name, so every spelling lands in one account.
+    bool case_insensitive = true;
 
     [[nodiscard]] std::uint16_t effective_port() const;
 };
@@ -56,7 +60,9 @@ struct IdentityConfig {
     std::string default_domain; // short names get this domain; empty: short names refused
     bool accept_short_names = true;
     bool accept_full_address = true;
-    bool fold_local_part = false;                      // case-fold the local part too
+    // Deprecated: provider.case_insensitive decides per old server. When set, it is the
+    // value of case_insensitive for every provider that does not set its own.
+    bool fold_local_part = false;
     std::string conflict_map;                          // file: "login  new-canonical-name"
     std::map<std::string, std::string> domain_renames; // old domain → new domain
 };
