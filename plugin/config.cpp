@@ -244,6 +244,8 @@ const Keys<ProvisionerConfig>& provisioner_keys() {
 
 const Keys<GuardConfig>& guard_keys() {
     static const Keys<GuardConfig> keys = {
+        number("max_failures_per_account_ip", &GuardConfig::max_failures_per_account_ip, 1,
+               1000000),
         number("max_failures_per_account", &GuardConfig::max_failures_per_account, 1, 1000000),
         number("max_failures_per_ip", &GuardConfig::max_failures_per_ip, 1, 1000000),
         duration("window", &GuardConfig::window, seconds(1), hours(24 * 30)),

@@ -2,7 +2,8 @@
 //
 // The one place where the three answers are made. Rules kept here:
 //   - A network or store problem is TEMPFAIL, never FAIL; only an explicit rejection by
-//     the old server or a mismatch with a stored hash is FAIL.
+//     the old server or a mismatch with a stored hash is FAIL. A guard limit is TEMPFAIL
+//     too, so a guesser never turns the right password into a FAIL.
 //   - Nothing is created unless the whole first login succeeds: provisioning happens
 //     before the account row is written, and a failed provisioning leaves no row.
 //   - The password lives in a Secret for the length of the call and is never logged.
@@ -236,7 +237,7 @@ std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const
             log::warning(who + ": " + r.error().message());
         }
     }
-    guard->on_accepted(name, *verdict);
+    guard->accepted(*verdict);
     AuthResult res = answer(AuthStatus::ok, name, note);
     res.extra = extra_fields(id);
     return res;
@@ -252,15 +253,22 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
     if (existing && existing->state == AccountState::held) {
         return answer(AuthStatus::tempfail, name, "maintenance: cut-over in progress");
     }
-    auto verdict = guard->check(name, req.client_ip, password);
+    // The attempt is recorded before the old server is asked: no record, no question.
+    auto verdict = guard->begin(name, req.client_ip, password, Guard::Check::old_server);
     if (!verdict) {
-        return answer(AuthStatus::tempfail, name, verdict.error().message());
+        return answer(AuthStatus::tempfail, name, "guard: " + verdict.error().message());
     }
     if (verdict->refuse) {
-        return answer(AuthStatus::fail, name, *verdict->refuse);
+        return answer(AuthStatus::tempfail, name, *verdict->refuse);
+    }
+    if (verdict->known_wrong) {
+        return answer(AuthStatus::fail, name, *verdict->known_wrong);
     }
     const ProviderConfig& provider = *id.provider;
     auto slot = take_provider_slot(lock_dir, provider.name, provider.max_concurrent);
+    if (!slot || !slot->has_value()) {
+        guard->unchecked(*verdict);
+    }
     if (!slot) {
         return answer(AuthStatus::tempfail, name, slot.error().message());
     }
@@ -278,10 +286,15 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
         provider.name + " (" + to_string(provider.protocol) + " " + provider.host + ")";
     switch (outcome.status) {
     case VerifyStatus::rejected:
-        guard->on_rejected(name, req.client_ip, password, true);
+        if (auto r = guard->rejected(name, password, *verdict, true); !r) {
+            return answer(AuthStatus::tempfail, name,
+                          "rejected by old server " + at +
+                              ", but the failure could not be recorded: " + r.error().message());
+        }
         return answer(AuthStatus::fail, name,
                       "rejected by old server " + at + ": " + outcome.detail);
     case VerifyStatus::unavailable:
+        guard->unchecked(*verdict);
         return answer(AuthStatus::tempfail, name,
                       "old server " + at + " unavailable: " + outcome.detail);
     case VerifyStatus::ok:
@@ -310,21 +323,31 @@ std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const
                                                    std::optional<Guard::Verdict>& verdict,
                                                    bool& match) {
     const std::string& name = acct.name;
-    auto v = guard->check(name, req.client_ip, password);
+    // The attempt is recorded before the hash is checked: no record, no check.
+    auto v = guard->begin(name, req.client_ip, password, Guard::Check::stored_hash);
     if (!v) {
-        return answer(AuthStatus::tempfail, name, v.error().message());
+        return answer(AuthStatus::tempfail, name, "guard: " + v.error().message());
     }
     if (v->refuse) {
-        return answer(AuthStatus::fail, name, *v->refuse);
+        return answer(AuthStatus::tempfail, name, *v->refuse);
+    }
+    if (v->known_wrong) {
+        return answer(AuthStatus::fail, name, *v->known_wrong);
     }
     verdict = std::move(*v);
     HashCheck check = verify_hash(acct.hash, password);
     switch (check.result) {
     case HashMatch::mismatch:
-        guard->on_rejected(name, req.client_ip, password, false);
+        if (auto r = guard->rejected(name, password, *verdict, false); !r) {
+            return answer(
+                AuthStatus::tempfail, name,
+                std::string("password does not match the ") + kind +
+                    " hash, but the failure could not be recorded: " + r.error().message());
+        }
         return answer(AuthStatus::fail, name,
                       std::string("password does not match the ") + kind + " hash");
     case HashMatch::unsupported:
+        guard->unchecked(*verdict); // the old server checks it, under its own attempt
         log::info(who + ": " + kind + " hash not verifiable here (" + check.reason +
                   "): asking the old server");
         match = false;
@@ -342,6 +365,7 @@ AuthResult Engine::Impl::provision(const AuthRequest& req, const Identity& id,
                                    const std::string& how) {
     const std::string& name = id.canonical;
     const ProviderConfig& provider = *id.provider;
+    guard->accepted(verdict); // the password is right, whatever happens next
     auto hash = make_hash(password, cfg.hash);
     if (!hash) {
         return answer(AuthStatus::tempfail, name,
@@ -382,7 +406,6 @@ AuthResult Engine::Impl::provision(const AuthRequest& req, const Identity& id,
         return answer(AuthStatus::tempfail, name,
                       "store the new account: " + stored.error().message());
     }
-    guard->on_accepted(name, verdict);
     ProvisionedHook h;
     {
         std::lock_guard lk(hook_mu);

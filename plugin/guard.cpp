@@ -4,7 +4,9 @@
 #include "file_util.hpp"
 #include "mailferry/log.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <fcntl.h>
 #include <random>
 #include <sodium.h>
@@ -85,74 +87,112 @@ std::string Guard::digest(const std::string& account, const Secret& password) co
     return hex;
 }
 
-Result<Guard::Verdict> Guard::check(const std::string& account, std::string_view ip,
-                                    const Secret& password) {
+namespace {
+
+std::string window_note(std::int64_t n) {
+    return " (" + std::to_string(n) + " within the window): try again later";
+}
+
+} // namespace
+
+Result<Guard::Verdict> Guard::begin(const std::string& account, std::string_view ip,
+                                    const Secret& password, Check where) {
     Verdict v;
-    UnixTime now = now_unix();
-    UnixTime since = now - std::chrono::duration_cast<std::chrono::seconds>(cfg_.window).count();
-    auto n = store_->count_failures("acct:" + account, since);
-    if (!n) {
-        return n.error();
-    }
-    v.account_has_failures = *n > 0;
-    if (*n >= cfg_.max_failures_per_account) {
-        v.refuse = "too many failed logins for this account (" + std::to_string(*n) +
-                   " within the window)";
-        return v;
-    }
+    const bool old_server = where == Check::old_server;
+    const std::string from =
+        ip.empty() ? std::string("clients without an address") : std::string(ip);
+    v.pair_key = "pair:" + account + '\x1f' + std::string(ip);
+    GuardAttempt a;
+    a.now = now_unix();
+    a.since = a.now - std::chrono::duration_cast<std::chrono::seconds>(cfg_.window).count();
+    a.stale_before = a.now - kStaleSeconds;
+    a.account = account;
+    a.digest = digest(account, password);
+    // count: pair, [ip], [acct] — the same keys get the pending rows.
+    a.count.push_back(v.pair_key);
     if (!ip.empty()) {
-        auto m = store_->count_failures("ip:" + std::string(ip), since);
-        if (!m) {
-            return m.error();
+        a.count.push_back("ip:" + std::string(ip));
+    }
+    if (old_server) {
+        a.count.push_back("acct:" + account);
+    }
+    a.record = a.count;
+    auto go = [&](const GuardTally& t) {
+        const std::int64_t pair = t.failures.at(0);
+        const std::int64_t by_ip = ip.empty() ? 0 : t.failures.at(1);
+        v.client_had_failures = pair > 0;
+        if (pair >= cfg_.max_failures_per_account_ip) {
+            v.refuse = "too many failed logins for this account from " + from + window_note(pair);
+            return false;
         }
-        if (*m >= cfg_.max_failures_per_ip) {
-            v.refuse = "too many failed logins from " + std::string(ip) + " (" +
-                       std::to_string(*m) + " within the window)";
-            return v;
+        if (!ip.empty() && by_ip >= cfg_.max_failures_per_ip) {
+            v.refuse = "too many failed logins from " + from + window_note(by_ip);
+            return false;
         }
+        if (t.negative) {
+            v.known_wrong =
+                "this password was rejected by the old server moments ago (negative cache)";
+            return false;
+        }
+        if (!old_server) {
+            return true; // the stored hash: the account's failures never limit it
+        }
+        const std::int64_t acct = t.failures.back();
+        const std::int64_t budget = cfg_.max_failures_per_account;
+        const bool clean = ip.empty() ? pair == 0 : by_ip == 0;
+        if (acct >= 2 * budget || (acct >= budget && !clean)) {
+            v.refuse = "the old server's budget of wrong passwords for this account is used up" +
+                       window_note(acct);
+            return false;
+        }
+        return true;
+    };
+    auto rows = store_->begin_guard_attempt(a, go);
+    if (!rows) {
+        return rows.error();
     }
-    auto neg = store_->has_negative(account, digest(account, password), now);
-    if (!neg) {
-        return neg.error();
-    }
-    if (*neg) {
-        v.refuse = "this password was rejected by the old server moments ago (negative cache)";
-    }
+    v.pending = std::move(*rows);
     return v;
 }
 
-void Guard::on_rejected(const std::string& account, std::string_view ip, const Secret& password,
-                        bool remember) {
+Result<void> Guard::rejected(const std::string& account, const Secret& password,
+                             const Verdict& verdict, bool remember) {
     UnixTime now = now_unix();
-    auto log_error = [](const Result<void>& r) {
-        if (!r) {
-            log::warning("guard: " + r.error().message());
-        }
-    };
-    log_error(store_->record_failure("acct:" + account, now));
-    if (!ip.empty()) {
-        log_error(store_->record_failure("ip:" + std::string(ip), now));
-    }
+    std::string d;
+    UnixTime expires = 0;
     if (remember && cfg_.negative_cache_ttl.count() > 0) {
         auto ttl =
             std::chrono::duration_cast<std::chrono::seconds>(cfg_.negative_cache_ttl).count();
-        log_error(
-            store_->add_negative(account, digest(account, password), now + std::max<long>(ttl, 1)));
+        d = digest(account, password);
+        expires = now + std::max<UnixTime>(ttl, 1);
     }
+    auto r = store_->fail_guard_attempt(verdict.pending, account, d, expires);
     // Keep the guard tables small without a cron job: prune now and then.
     thread_local std::minstd_rand rng(static_cast<unsigned>(now) ^
                                       static_cast<unsigned>(::getpid()));
     if (rng() % 64 == 0) {
         auto window = std::chrono::duration_cast<std::chrono::seconds>(cfg_.window).count();
-        log_error(store_->prune_guard(now, now - window));
+        if (auto p = store_->prune_guard(now, now - std::max<UnixTime>(window, kStaleSeconds));
+            !p) {
+            log::warning("guard: " + p.error().message());
+        }
     }
+    return r;
 }
 
-void Guard::on_accepted(const std::string& account, const Verdict& verdict) {
-    if (!verdict.account_has_failures) {
-        return; // nothing to clear: keep the common login free of writes
-    }
-    if (auto r = store_->clear_failures("acct:" + account); !r) {
+void Guard::accepted(const Verdict& verdict) {
+    settle(verdict, true);
+}
+
+void Guard::unchecked(const Verdict& verdict) {
+    settle(verdict, false);
+}
+
+void Guard::settle(const Verdict& verdict, bool clear_bucket) {
+    // A failure here leaves the pending rows: they count as one failure each once stale,
+    // which errs on the safe side.
+    const std::string clear = clear_bucket && verdict.client_had_failures ? verdict.pair_key : "";
+    if (auto r = store_->end_guard_attempt(verdict.pending, clear); !r) {
         log::warning("guard: " + r.error().message());
     }
 }

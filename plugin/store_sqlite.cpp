@@ -9,6 +9,7 @@
 #include "mailferry/store.hpp"
 
 #include "file_util.hpp"
+#include "store_sqlite_private.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -88,6 +89,8 @@ CREATE INDEX jobs_provider ON jobs(provider, state);
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
+} // namespace
+
 Error db_error(sqlite3* db, const std::string& what, int rc) {
     bool busy = rc == SQLITE_BUSY || rc == SQLITE_LOCKED || (rc & 0xff) == SQLITE_BUSY ||
                 (rc & 0xff) == SQLITE_LOCKED;
@@ -99,6 +102,8 @@ Error db_error(sqlite3* db, const std::string& what, int rc) {
               (rc & 0xff) == SQLITE_CANTOPEN || (rc & 0xff) == SQLITE_READONLY;
     return make_error(what, detail, Scope::server, (busy || io) ? Retry::later : Retry::never);
 }
+
+namespace {
 
 // A prepared statement, finalized on scope exit.
 class Stmt {
@@ -351,60 +356,52 @@ class SqliteStore final : public Store {
 
     Result<void> record_failure(const std::string& key, UnixTime at) override {
         std::lock_guard lock(mu_);
-        Stmt s(db_, "INSERT INTO guard_failures (key, at) VALUES (?1, ?2)");
-        s.bind(1, key).bind(2, at);
-        if (int rc = s.step(); rc != SQLITE_DONE) {
-            return db_error(db_, "record failed login", rc);
-        }
-        return {};
+        return sqlite_guard::record_failure(db_, key, at);
     }
-
     Result<std::int64_t> count_failures(const std::string& key, UnixTime since) override {
         std::lock_guard lock(mu_);
-        Stmt s(db_, "SELECT COUNT(*) FROM guard_failures WHERE key = ?1 AND at >= ?2");
-        s.bind(1, key).bind(2, since);
-        if (int rc = s.step(); rc != SQLITE_ROW) {
-            return db_error(db_, "count failed logins", rc);
-        }
-        return s.int64(0);
+        return sqlite_guard::count_failures(db_, key, since);
     }
-
     Result<void> clear_failures(const std::string& key) override {
         std::lock_guard lock(mu_);
-        Stmt s(db_, "DELETE FROM guard_failures WHERE key = ?1");
-        s.bind(1, key);
-        if (int rc = s.step(); rc != SQLITE_DONE) {
-            return db_error(db_, "clear failed logins", rc);
+        return sqlite_guard::clear_failures(db_, key);
+    }
+
+    Result<std::vector<std::int64_t>> begin_guard_attempt(const GuardAttempt& a,
+                                                          const GuardGo& go) override {
+        std::lock_guard lock(mu_);
+        std::vector<std::int64_t> rows;
+        auto r = in_transaction("guard: count and record a login attempt",
+                                [&] { return sqlite_guard::begin_attempt(db_, a, go, rows); });
+        if (!r) {
+            return r.error();
         }
-        return {};
+        return rows;
+    }
+    Result<void> fail_guard_attempt(const std::vector<std::int64_t>& rows,
+                                    const std::string& account, const std::string& digest,
+                                    UnixTime negative_expires) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("guard: record a failed login", [&] {
+            return sqlite_guard::fail_attempt(db_, rows, account, digest, negative_expires);
+        });
+    }
+    Result<void> end_guard_attempt(const std::vector<std::int64_t>& rows,
+                                   const std::string& clear_key) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("guard: settle a login attempt",
+                              [&] { return sqlite_guard::end_attempt(db_, rows, clear_key); });
     }
 
     Result<void> add_negative(const std::string& account, const std::string& digest,
                               UnixTime expires) override {
         std::lock_guard lock(mu_);
-        Stmt s(db_, "INSERT INTO guard_negative (account, digest, expires) VALUES (?1, ?2, ?3) "
-                    "ON CONFLICT (account, digest) DO UPDATE SET expires = excluded.expires");
-        s.bind(1, account).bind(2, digest).bind(3, expires);
-        if (int rc = s.step(); rc != SQLITE_DONE) {
-            return db_error(db_, "remember rejected password", rc);
-        }
-        return {};
+        return sqlite_guard::add_negative(db_, account, digest, expires);
     }
-
     Result<bool> has_negative(const std::string& account, const std::string& digest,
                               UnixTime now) override {
         std::lock_guard lock(mu_);
-        Stmt s(db_, "SELECT 1 FROM guard_negative WHERE account = ?1 AND digest = ?2 AND "
-                    "expires > ?3");
-        s.bind(1, account).bind(2, digest).bind(3, now);
-        int rc = s.step();
-        if (rc == SQLITE_ROW) {
-            return true;
-        }
-        if (rc != SQLITE_DONE) {
-            return db_error(db_, "look up rejected passwords", rc);
-        }
-        return false;
+        return sqlite_guard::has_negative(db_, account, digest, now);
     }
 
     // ---- jobs ----
@@ -662,19 +659,8 @@ class SqliteStore final : public Store {
 
     Result<void> prune_guard(UnixTime now, UnixTime failures_before) override {
         std::lock_guard lock(mu_);
-        return in_transaction("prune guard tables", [&]() -> Result<void> {
-            Stmt a(db_, "DELETE FROM guard_negative WHERE expires <= ?1");
-            a.bind(1, now);
-            if (int rc = a.step(); rc != SQLITE_DONE) {
-                return db_error(db_, "prune negative cache", rc);
-            }
-            Stmt b(db_, "DELETE FROM guard_failures WHERE at < ?1");
-            b.bind(1, failures_before);
-            if (int rc = b.step(); rc != SQLITE_DONE) {
-                return db_error(db_, "prune failed logins", rc);
-            }
-            return {};
-        });
+        return in_transaction("prune guard tables",
+                              [&] { return sqlite_guard::prune(db_, now, failures_before); });
     }
 
     Result<std::vector<ImportOutcome>> import_accounts(const std::vector<ImportEntry>& entries,

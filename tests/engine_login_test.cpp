@@ -187,8 +187,8 @@ TEST_CASE("brute-force guard and negative cache answer locally") {
     mft::DovecotServer old(old_server_options());
     Setup s;
     s.provider_block = imaps_block(old);
-    s.guard = "max_failures_per_account = 3\nmax_failures_per_ip = 5\nwindow = \"15m\"\n"
-              "negative_cache_ttl = \"5m\"";
+    s.guard = "max_failures_per_account_ip = 3\nmax_failures_per_account = 3\n"
+              "max_failures_per_ip = 5\nwindow = \"15m\"\nnegative_cache_ttl = \"5m\"";
     auto engine = open_engine(write_config(dir, s));
 
     // The same wrong password twice: the second answer comes from the negative cache.
@@ -201,11 +201,14 @@ TEST_CASE("brute-force guard and negative cache answer locally") {
 
     CHECK(login(*engine, "dora", "guess-2").status == AuthStatus::fail);
     CHECK(login(*engine, "dora", "guess-3").status == AuthStatus::fail);
-    // Three failures: now even the right password is refused locally for the window.
+    // Three failures from this client: even the right password is TEMPFAIL (never FAIL)
+    // from it for the window, and nothing is created.
     auto locked = login(*engine, "dora", "dorapw");
-    CHECK(locked.status == AuthStatus::fail);
+    CHECK(locked.status == AuthStatus::tempfail);
     CHECK(locked.message.find("too many") != std::string::npos);
     CHECK_FALSE(engine->store().find_account("dora@example.com")->has_value());
+    // The same account from a clean address is still checked at the old server.
+    CHECK(login(*engine, "dora", "dorapw", "192.0.2.77").status == AuthStatus::ok);
 
     // Per client address: five failures from one IP over several accounts.
     for (int i = 0; i < 5; ++i) {
@@ -213,7 +216,7 @@ TEST_CASE("brute-force guard and negative cache answer locally") {
               AuthStatus::fail);
     }
     auto by_ip = login(*engine, "u6", "pw-6", "198.51.100.9");
-    CHECK(by_ip.status == AuthStatus::fail);
+    CHECK(by_ip.status == AuthStatus::tempfail);
     CHECK(by_ip.message.find("198.51.100.9") != std::string::npos);
     CHECK(login(*engine, "u6", "pw-6", "198.51.100.10").status == AuthStatus::ok);
 }

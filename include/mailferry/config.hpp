@@ -97,10 +97,15 @@ struct ProvisionerConfig {
     Millis timeout{30000};
 };
 
-// Brute-force guard: local answers before the old server is bothered.
+// Brute-force guard: local answers before the old server is bothered (the rules are in
+// plugin/guard.hpp). A limit reached is TEMPFAIL, never FAIL.
 struct GuardConfig {
+    unsigned max_failures_per_account_ip = 5; // one client address guessing one account
+    unsigned max_failures_per_ip = 50;        // one client address, all accounts
+    // The account's old-server budget: failed old-server checks from all addresses; past
+    // it only clean clients are checked there, up to twice this. Never limits a check
+    // against the stored hash.
     unsigned max_failures_per_account = 10;
-    unsigned max_failures_per_ip = 50;
     Millis window{15 * 60 * 1000};
     Millis negative_cache_ttl{5 * 60 * 1000};
     std::string key_file; // keyed hash for the negative cache; default beside the database

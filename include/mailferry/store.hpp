@@ -12,6 +12,7 @@
 #include "mailferry/error.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -166,6 +167,27 @@ struct JobFinish {
     std::string result;    // summary of the run, kept in last_result
 };
 
+// ---- the guard's login attempts (the rules are in plugin/guard.hpp) ----
+
+// A login whose password is about to be checked (Store::begin_guard_attempt).
+struct GuardAttempt {
+    std::vector<std::string> count;  // keys whose failures in the window are counted
+    std::vector<std::string> record; // keys that get a pending failure row if it goes ahead
+    UnixTime now = 0;
+    UnixTime since = 0;        // start of the window
+    UnixTime stale_before = 0; // pending rows written before this count as failures
+    std::string account;       // negative cache look-up: (account, digest)
+    std::string digest;
+};
+
+struct GuardTally {
+    std::vector<std::int64_t> failures; // per key of GuardAttempt::count, in order
+    bool negative = false;              // (account, digest) is in the negative cache
+};
+
+// Decides, inside the attempt's transaction, whether the password may be checked.
+using GuardGo = std::function<bool(const GuardTally&)>;
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -194,7 +216,8 @@ class Store {
     virtual Result<std::map<AccountState, std::int64_t>> count_by_state() = 0;
     virtual Result<std::vector<Account>> list_accounts() = 0;
 
-    // Brute-force guard. `key` is "acct:<name>" or "ip:<address>".
+    // Brute-force guard, one key at a time (the engine uses the attempt calls below).
+    // `key` is "acct:<name>", "ip:<address>" or "pair:<name>\x1f<address>".
     virtual Result<void> record_failure(const std::string& key, UnixTime at) = 0;
     virtual Result<std::int64_t> count_failures(const std::string& key, UnixTime since) = 0;
     virtual Result<void> clear_failures(const std::string& key) = 0;
@@ -206,6 +229,26 @@ class Store {
                                       UnixTime now) = 0;
     // Drops expired guard rows; called now and then.
     virtual Result<void> prune_guard(UnixTime now, UnixTime failures_before) = 0;
+
+    // One write transaction, before any password is checked, so a store that cannot be
+    // written refuses the attempt instead of letting it through uncounted: counts the
+    // failures of every key of a.count since a.since (a pending row written before
+    // a.stale_before counts too: its attempt never reported back), looks the digest up
+    // in the negative cache, asks `go`, and if it says yes writes a pending failure row
+    // for every key of a.record. Returns those rows (empty when `go` said no). Pending
+    // rows younger than a.stale_before are not counted, so one client's simultaneous
+    // logins with the right password do not refuse each other.
+    virtual Result<std::vector<std::int64_t>> begin_guard_attempt(const GuardAttempt& a,
+                                                                  const GuardGo& go) = 0;
+    // The password was wrong: the pending rows become failures and, with a non-empty
+    // digest, (account, digest) goes into the negative cache until `negative_expires`.
+    virtual Result<void> fail_guard_attempt(const std::vector<std::int64_t>& rows,
+                                            const std::string& account, const std::string& digest,
+                                            UnixTime negative_expires) = 0;
+    // The password was right, or nobody could check it: the pending rows go, and with a
+    // non-empty clear_key every failure of that key too.
+    virtual Result<void> end_guard_attempt(const std::vector<std::int64_t>& rows,
+                                           const std::string& clear_key) = 0;
 
     // ---- jobs (the copy queue) ----
     // Adds a job, or, when the account has an active one, raises its priority and brings
