@@ -37,6 +37,25 @@ std::string lock_dir_of(const Config& cfg) {
     return (pos == std::string::npos ? std::string(".") : cfg.store.path.substr(0, pos)) + "/locks";
 }
 
+// The stored account of a login. One stored by an older version under another spelling
+// (its old server ignores case) gives the login its name (docs/ARCHITECTURE.md, "Identity").
+Result<std::optional<Account>> account_of(Store& store, Identity& id, const std::string& who) {
+    std::vector<std::string> others;
+    auto acct = find_login_account(store, id.canonical, id.provider->case_insensitive, &others);
+    if (acct && acct->has_value() && (**acct).name != id.canonical) {
+        use_stored_name(id, (**acct).name);
+    }
+    if (acct && !others.empty()) {
+        std::string names;
+        for (const auto& n : others) {
+            names += ", " + n;
+        }
+        log::warning(who + ": one user, several accounts differing in letter case: using the " +
+                     "oldest, " + id.canonical + "; not " + names.substr(2));
+    }
+    return acct;
+}
+
 } // namespace
 
 struct Engine::Impl {
@@ -145,7 +164,7 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
     if (!id) {
         return answer(AuthStatus::fail, {}, "login refused: " + id.error().message());
     }
-    auto acct = store->find_account(id->canonical);
+    auto acct = account_of(*store, *id, who);
     if (!acct) {
         return answer(AuthStatus::tempfail, id->canonical, acct.error().message());
     }
@@ -172,7 +191,7 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
     if (!lock) {
         return answer(AuthStatus::tempfail, id->canonical, lock.error().message());
     }
-    acct = store->find_account(id->canonical);
+    acct = account_of(*store, *id, who);
     if (!acct) {
         return answer(AuthStatus::tempfail, id->canonical, acct.error().message());
     }

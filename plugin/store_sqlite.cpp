@@ -192,7 +192,8 @@ class SqliteStore final : public Store {
         if (auto r = exec("PRAGMA foreign_keys=ON", "enable foreign keys"); !r) {
             return r;
         }
-        return migrate();
+        auto migrated = migrate();
+        return migrated ? sqlite_variants::ensure_index(db_) : migrated;
     }
 
     [[nodiscard]] int schema_version() const override { return version_; }
@@ -213,6 +214,11 @@ class SqliteStore final : public Store {
             return db_error(db_, "look up account " + name + " in " + path_, rc);
         }
         return std::optional<Account>{row_to_account(s)};
+    }
+
+    Result<std::vector<Account>> find_account_variants(const std::string& name) override {
+        std::lock_guard lock(mu_);
+        return sqlite_variants::find(db_, name, path_);
     }
 
     Result<void> create_account(const Account& a, const AuditContext& ctx) override {

@@ -1,5 +1,6 @@
 // store_sqlite_private.hpp — what store_sqlite.cpp shares with the files that hold parts
-// of the SQLite store (store_sqlite_guard.cpp), so no one file grows past its size.
+// of the SQLite store (store_sqlite_guard.cpp, store_variants.cpp), so no one file grows
+// past its size.
 //
 // Must never: open a transaction of its own in the functions below (the caller holds
 // one, BEGIN IMMEDIATE, and the store's mutex), or see a plain password.
@@ -42,4 +43,15 @@ Result<bool> has_negative(sqlite3* db, const std::string& account, const std::st
 Result<void> prune(sqlite3* db, UnixTime now, UnixTime failures_before);
 
 } // namespace sqlite_guard
+
+// Accounts by name whatever the ASCII letter case (store_variants.cpp).
+namespace sqlite_variants {
+
+// Store::find_account_variants() on `db` (`path` for messages).
+Result<std::vector<Account>> find(sqlite3* db, const std::string& name, const std::string& path);
+// The index it uses; idempotent, not a schema version of its own (a store opened
+// read-only without it answers the same, only slower).
+Result<void> ensure_index(sqlite3* db);
+
+} // namespace sqlite_variants
 } // namespace mf

@@ -196,6 +196,11 @@ class Store {
 
     virtual Result<std::optional<Account>> find_account(const std::string& name) = 0;
 
+    // Every account whose name equals `name` but for the letter case of ASCII letters
+    // (older versions stored the spelling a user typed): the exact match first, then the
+    // oldest. For old servers that ignore case (docs/ARCHITECTURE.md, "Identity").
+    virtual Result<std::vector<Account>> find_account_variants(const std::string& name) = 0;
+
     // Inserts a new account in `a.state` with an audit row (unknown → state). Fails with
     // Scope::account if the account exists already.
     virtual Result<void> create_account(const Account& a, const AuditContext& ctx) = 0;
@@ -298,6 +303,12 @@ class Store {
 
     virtual Result<std::vector<ProviderStateCount>> count_by_provider_state() = 0;
 };
+
+// The account a login named `canonical` uses (plugin/store_variants.cpp). fold_case (its
+// old server ignores case): the exact name, else the oldest account spelled otherwise;
+// the names of further matching rows go to *others (several accounts for one user).
+Result<std::optional<Account>> find_login_account(Store& store, const std::string& canonical,
+                                                  bool fold_case, std::vector<std::string>* others);
 
 // Opens (creating if needed, mode 0660) and migrates the SQLite store.
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, Millis busy_timeout);
