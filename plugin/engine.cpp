@@ -275,7 +275,7 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
     // The attempt is recorded before the old server is asked: no record, no question.
     auto verdict = guard->begin(name, req.client_ip, password, Guard::Check::old_server);
     if (!verdict) {
-        return answer(AuthStatus::tempfail, name, "guard: " + verdict.error().message());
+        return answer(AuthStatus::tempfail, name, verdict.error().message());
     }
     if (verdict->refuse) {
         return answer(AuthStatus::tempfail, name, *verdict->refuse);
@@ -345,7 +345,7 @@ std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const
     // The attempt is recorded before the hash is checked: no record, no check.
     auto v = guard->begin(name, req.client_ip, password, Guard::Check::stored_hash);
     if (!v) {
-        return answer(AuthStatus::tempfail, name, "guard: " + v.error().message());
+        return answer(AuthStatus::tempfail, name, v.error().message());
     }
     if (v->refuse) {
         return answer(AuthStatus::tempfail, name, *v->refuse);

@@ -278,7 +278,8 @@ inline std::string write_engine_config(const std::string& path, const EngineConf
         "[identity.domain_renames]\n\"old.example\" = \"new.example\"\n\n"
         "[hash]\nscheme = \"argon2id\"\nargon2_ops = 1\nargon2_memory_kib = 8192\n\n"
         "[provisioner]\ntype = \"builtin\"\n\n"
-        "[guard]\nmax_failures_per_account = 1000\nmax_failures_per_ip = 100000\n"
+        "[guard]\nmax_failures_per_account_ip = 1000\nmax_failures_per_account = 1000\n"
+        "max_failures_per_ip = 100000\n"
         "window = \"15m\"\nnegative_cache_ttl = \"5m\"\n\n" +
         c.extra;
     mft::write_file(path, text, 0644);

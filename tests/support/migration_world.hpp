@@ -429,7 +429,8 @@ struct World {
             "\"\ntimeout = \"10s\"\nmax_concurrent = 100\n\n"
             "[hash]\nscheme = \"argon2id\"\nargon2_ops = 1\nargon2_memory_kib = 8192\n\n"
             "[provisioner]\ntype = \"builtin\"\n\n"
-            "[guard]\nmax_failures_per_account = 1000\nmax_failures_per_ip = 100000\n\n"
+            "[guard]\nmax_failures_per_account_ip = 1000\nmax_failures_per_account = 1000\n"
+            "max_failures_per_ip = 100000\n\n"
             "[result.extra_fields]\nuserdb_home = \"" +
             dir.file("new-mail") +
             "/{domain}/{local}\"\nuserdb_uid = \"mfvmail\"\nuserdb_gid = \"mfvmail\"\n\n"
