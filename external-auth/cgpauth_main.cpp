@@ -8,7 +8,9 @@
 //   CommuniGate Pro starts this program once (Settings → General → Helpers → External
 //   Authentication) and talks to it over stdin/stdout (cgpauth_proto.hpp has the syntax):
 //     n INTF v                       → n INTF 3
-//     n VRFY [(mode)] user@dom pass  → Engine::authenticate (face "cgpauth"):
+//     n VRFY [(mode)] user@dom pass [ip]
+//                                    → Engine::authenticate (face "cgpauth"; the client
+//                                      address from "[ip]" when CGP sends one):
 //                                        OK       → n OK
 //                                        FAIL     → n ERROR incorrect user name or password
 //                                        TEMPFAIL → n ERROR temporary failure, try again later
@@ -93,6 +95,7 @@ class Handlers {
         req.login = r.user;
         req.password = r.password.view();
         req.service = opts_.service;
+        req.client_ip = r.client_ip; // the guard's per-address limits; empty when CGP sent none
         req.face = "cgpauth";
         mf::AuthResult res = engine_.authenticate(req); // logs the decision itself
         switch (res.status) {

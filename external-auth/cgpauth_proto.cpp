@@ -5,6 +5,7 @@
 #include "cgpauth_proto.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 
 namespace mf::cgp {
 
@@ -40,6 +41,23 @@ std::string upper_word(std::string_view w) {
         out += "...";
     }
     return out;
+}
+
+// "[address]" after VRFY's password: an IPv4 or IPv6 literal, and the end of the line.
+bool read_address(std::string_view line, std::size_t& pos, std::string& ip, std::string& error) {
+    auto close = line.find(']', pos);
+    std::string text(line.substr(pos + 1, close == std::string_view::npos ? 0 : close - pos - 1));
+    unsigned char buf[sizeof(in6_addr)];
+    if (close == std::string_view::npos || close + 1 != line.size() || text.empty() ||
+        text.size() > 45 ||
+        (::inet_pton(AF_INET, text.c_str(), buf) != 1 &&
+         ::inet_pton(AF_INET6, text.c_str(), buf) != 1)) {
+        error = "malformed client address after the password (expected [IPv4 or IPv6 address])";
+        return false;
+    }
+    ip = std::move(text);
+    pos = close + 1;
+    return true;
 }
 
 // "(…)" up to the first ')' ; the content has no control bytes.
@@ -282,6 +300,11 @@ Parsed parse_request(std::string_view line) {
                 return p;
             }
             r.password = Secret(tmp);
+            skip_spaces(line, pos);
+            if (pos < line.size() && line[pos] == '[' &&
+                !read_address(line, pos, r.client_ip, p.error)) {
+                return p;
+            }
         }
         skip_spaces(line, pos);
         if (pos < line.size()) {

@@ -9,10 +9,16 @@
 //
 // Requests understood here:
 //   n INTF v                        → n INTF 3
-//   n VRFY [(mode)] user@dom pass   → n OK | n ERROR text
+//   n VRFY [(mode)] user@dom pass [ip]  → n OK | n ERROR text
 //   n NEW [(mode)] user@dom         → n OK | n ERROR text
 //   n QUIT                          → n OK, then the helper exits
 //   n SASL(method) …, anything else → n ERROR text
+//
+// The client's address: CGP may add it after the password as "[address]" (an IPv4 or
+// IPv6 literal in brackets; the vendor's documentation we could find does not say which
+// interface version or setting makes it do so, so we take it when present and never ask
+// for it). It feeds the guard's per-address limits; without it, logins count in one
+// "no address" bucket per account. Anything else after the password is an error.
 //
 // Must never: put a request's arguments (they hold passwords) into a reply or log text,
 // or produce a reply line longer than 4096 bytes or with a control byte inside.
@@ -39,11 +45,12 @@ enum class Command { intf, vrfy, new_account, quit, sasl, unsupported };
 struct Request {
     std::string seq; // the sequence number, echoed back verbatim
     Command command = Command::unsupported;
-    std::string word;    // the command word, upper-cased and sanitized (for logs/replies)
-    std::string version; // INTF: the server's interface version
-    std::string mode;    // VRFY / NEW: the "(…)" token's content, if any
-    std::string user;    // VRFY / NEW: the account name, decoded
-    Secret password;     // VRFY: the password, decoded
+    std::string word;      // the command word, upper-cased and sanitized (for logs/replies)
+    std::string version;   // INTF: the server's interface version
+    std::string mode;      // VRFY / NEW: the "(…)" token's content, if any
+    std::string user;      // VRFY / NEW: the account name, decoded
+    Secret password;       // VRFY: the password, decoded
+    std::string client_ip; // VRFY: the client's address from "[address]", or empty
 };
 
 struct Parsed {

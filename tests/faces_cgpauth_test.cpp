@@ -375,6 +375,41 @@ TEST_CASE("200 mixed requests in parallel: each answered exactly once, correctly
     CHECK(out.find("not the password") == std::string::npos);
 }
 
+TEST_CASE("VRFY with [address]: the guard's per-address limit applies to CommuniGate logins") {
+    World w;
+    std::string text = mft::read_file(w.config);
+    auto at = text.find("max_failures_per_account_ip = 1000");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 34, "max_failures_per_account_ip = 2");
+    mft::write_file(w.config, text, 0644);
+    Helper h({"--config", w.config});
+    // One request at a time: each answer decides the next one's.
+    std::size_t n = 0;
+    auto ask = [&](const std::string& line) {
+        h.send(line + "\n");
+        REQUIRE(h.wait_answers(++n));
+        return h.answers().back();
+    };
+    const std::string u = user(4);
+    CHECK(ask("1 VRFY (IMAP) " + u + " wrong-1 [198.51.100.5]") ==
+          "1 ERROR incorrect user name or password");
+    CHECK(ask("2 VRFY (IMAP) " + u + " wrong-2 [198.51.100.5]") ==
+          "2 ERROR incorrect user name or password");
+    // That address has used its guesses at this account: TEMPFAIL, even for the right one.
+    CHECK(ask("3 VRFY (IMAP) " + u + " " + cgp_quote(pass(4)) + " [198.51.100.5]") ==
+          "3 ERROR temporary failure, try again later");
+    CHECK(h.logged("too many failed logins for this account from 198.51.100.5"));
+    // Another address, or none, is not held back by that guesser.
+    CHECK(ask("4 VRFY (IMAP) " + u + " " + cgp_quote(pass(4)) + " [2001:db8::7]") == "4 OK");
+    CHECK(ask("5 VRFY " + u + " " + cgp_quote(pass(4))) == "5 OK");
+    CHECK(ask("6 VRFY " + u + " " + cgp_quote(pass(4)) + " [not-an-address]") ==
+          "6 ERROR malformed client address after the password (expected [IPv4 or IPv6 "
+          "address])");
+    h.send("7 QUIT\n");
+    CHECK(h.wait_exit(60s) == 0);
+    CHECK(h.all_output().find(pass(4)) == std::string::npos);
+}
+
 TEST_CASE("bad lines: over-long, cut off by EOF, unknown; stdin closed mid-request") {
     World w;
     Helper h({"--config", w.config});

@@ -188,6 +188,41 @@ TEST_CASE("cgp: VRFY with and without (mode), quoted passwords with spaces") {
     CHECK(p.request->user == "c@d.e");
 }
 
+TEST_CASE("cgp: VRFY with the client address in brackets after the password") {
+    auto p = mf::cgp::parse_request("2 VRFY (IMAP) alice@example.com secret [192.0.2.1]");
+    REQUIRE(p.request);
+    CHECK(p.request->password.view() == "secret");
+    CHECK(p.request->client_ip == "192.0.2.1");
+
+    p = mf::cgp::parse_request("3 VRFY bob@example.com \"two words\" [2001:db8::1]\r");
+    REQUIRE(p.request);
+    CHECK(p.request->password.view() == "two words");
+    CHECK(p.request->client_ip == "2001:db8::1");
+
+    p = mf::cgp::parse_request("4 VRFY c@d.e [pw]"); // a password that looks like one
+    REQUIRE(p.request);
+    CHECK(p.request->password.view() == "[pw]");
+    CHECK(p.request->client_ip.empty());
+
+    p = mf::cgp::parse_request("5 VRFY c@d.e pw");
+    REQUIRE(p.request);
+    CHECK(p.request->client_ip.empty());
+
+    const std::string bad =
+        "malformed client address after the password (expected [IPv4 or IPv6 address])";
+    for (const char* line :
+         {"6 VRFY a@b.c pw [192.0.2]", "6 VRFY a@b.c pw [192.0.2.1", "6 VRFY a@b.c pw []",
+          "6 VRFY a@b.c pw [mail.example.com]", "6 VRFY a@b.c pw [192.0.2.1] extra",
+          "6 VRFY a@b.c pw [192.0.2.1]x", "6 VRFY a@b.c pw [192.0.2.1:143]",
+          "6 VRFY a@b.c pw [2001:db8::1%eth0]"}) {
+        CAPTURE(line);
+        p = mf::cgp::parse_request(line);
+        CHECK_FALSE(p.request);
+        CHECK(p.seq == "6");
+        CHECK(p.error == bad);
+    }
+}
+
 TEST_CASE("cgp: malformed requests name the problem, never the arguments") {
     struct Case {
         std::string line;
