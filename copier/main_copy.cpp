@@ -9,6 +9,7 @@
 // group or others can read.
 #include "mailferry/copier.hpp"
 #include "mailferry/log.hpp"
+#include "mailferry/process_harden.hpp"
 #include "mailferry/secret.hpp"
 
 #include "file_util.hpp"
@@ -317,6 +318,10 @@ int exit_for(const mf::Error& e) {
 } // namespace
 
 int main(int argc, char** argv) {
+    // Before a password file is read: a core dump would hold both accounts' passwords.
+    if (auto hardened = mf::harden_process(); !hardened) {
+        std::cerr << "mailferry-copy: warning: " << hardened.error().message() << "\n";
+    }
     CLI::App app{"mailferry-copy — copy a mail account from one IMAP server to another, exactly "
                  "and incrementally"};
     app.footer(R"(URLs:

@@ -44,6 +44,7 @@
 
 #include "mailferry/engine.hpp"
 #include "mailferry/log.hpp"
+#include "mailferry/process_harden.hpp"
 #include "mailferry/store.hpp"
 
 #include <array>
@@ -279,6 +280,11 @@ int run(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
+    // Before the first request is read: a core dump would hold passwords.
+    if (auto hardened = mf::harden_process(); !hardened) {
+        std::string msg = "mailferry-cgpauth: warning: " + hardened.error().message() + "\n";
+        (void)mf::face::write_all(STDERR_FILENO, msg);
+    }
     try {
         return run(argc, argv);
     } catch (const std::exception& e) {

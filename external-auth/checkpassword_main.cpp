@@ -40,6 +40,7 @@
 
 #include "mailferry/engine.hpp"
 #include "mailferry/log.hpp"
+#include "mailferry/process_harden.hpp"
 #include "mailferry/store.hpp"
 
 #include <cerrno>
@@ -287,6 +288,10 @@ int run(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
+    // Before anything reads fd 3: a core dump would hold the password.
+    if (auto hardened = mf::harden_process(); !hardened) {
+        mf::log::warning(hardened.error().message());
+    }
     try {
         return run(argc, argv);
     } catch (const std::exception& e) {

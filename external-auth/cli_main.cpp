@@ -14,6 +14,7 @@
 #include "cli_command.hpp"
 
 #include "mailferry/config.hpp"
+#include "mailferry/process_harden.hpp"
 
 #include <exception>
 #include <iostream>
@@ -91,6 +92,10 @@ int run(int argc, char** argv) {
 } // namespace mf::cli
 
 int main(int argc, char** argv) {
+    // The worker opens sealed passwords, import reads hashes: no core dumps of either.
+    if (auto hardened = mf::harden_process(); !hardened) {
+        std::cerr << "mailferry: warning: " << hardened.error().message() << "\n";
+    }
     try {
         return mf::cli::run(argc, argv);
     } catch (const std::exception& e) {
