@@ -1,16 +1,17 @@
 // verifier_imap.cpp — is this password right at the old IMAP server?
 //
-// Maps the tagged reply to AUTHENTICATE / LOGIN (RFC 9051, RFC 5530 codes) the way
-// Dovecot's passdb-imap does: NO without a code, or with [AUTHENTICATIONFAILED],
-// [AUTHORIZATIONFAILED] or [EXPIRED] (the passphrase no longer gives access), is a
-// rejection. NO [UNAVAILABLE] or any other code, BAD, BYE, a dropped connection, TLS
-// trouble or a timeout mean we could not decide.
+// A tagged NO to AUTHENTICATE / LOGIN is judged by verifier_refusal.cpp: [AUTHENTICATIONFAILED],
+// [AUTHORIZATIONFAILED] or [EXPIRED] (RFC 5530), or a codeless NO worded as a known server
+// words a wrong password (Courier "Login failed.", …), is a rejection; NO [UNAVAILABLE] or
+// any other code, or a codeless NO in other words, is not. BAD, BYE, a dropped connection,
+// TLS trouble or a timeout mean we could not decide.
 // Mechanisms: AUTHENTICATE PLAIN, then LOGIN (SASL); the LOGIN command only when the
 // server offers no SASL mechanism at all (it cannot carry more than ~1 KiB at Dovecot).
 // Must never: call a PREAUTH greeting, or an ending without a tagged OK, a success.
 #include "mailferry/verifier.hpp"
 
 #include "verifier_curl.hpp"
+#include "verifier_refusal.hpp"
 
 #include <chrono>
 
@@ -23,7 +24,6 @@ namespace {
 struct Tagged {
     std::string line;   // the whole line, sanitized
     std::string status; // OK, NO, BAD (upper-cased); empty if none came
-    std::string code;   // response code without brackets or arguments, upper-cased
 };
 
 std::string upper(std::string s) {
@@ -49,12 +49,7 @@ Tagged last_tagged(const curl::Attempt& a) {
         return t;
     }
     auto rest = t.line.substr(sp + 1);
-    auto end = rest.find(' ');
-    t.status = upper(rest.substr(0, end));
-    if (end != std::string::npos && end + 1 < rest.size() && rest[end + 1] == '[') {
-        auto close = rest.find_first_of(" ]", end + 2);
-        t.code = upper(rest.substr(end + 2, close == std::string::npos ? close : close - end - 2));
-    }
+    t.status = upper(rest.substr(0, rest.find(' ')));
     return t;
 }
 
@@ -152,9 +147,13 @@ class ImapVerifier final : public Verifier {
         if (!curl::denied(a)) {
             return curl::undecided(a, p_, "");
         }
-        if (t.status == "NO" && (t.code.empty() || t.code == "AUTHENTICATIONFAILED" ||
-                                 t.code == "AUTHORIZATIONFAILED" || t.code == "EXPIRED")) {
-            return {VerifyStatus::rejected, "server said: " + t.line};
+        if (t.status == "NO") {
+            auto verdict = refusal::judge(Protocol::imap, t.line);
+            if (verdict.status == VerifyStatus::rejected) {
+                return {VerifyStatus::rejected,
+                        "server said: " + t.line + " (" + verdict.reason + ")"};
+            }
+            return curl::undecided(a, p_, verdict.reason);
         }
         if (no_mechanism(a)) {
             return curl::undecided(a, p_, "server offers no usable login (TLS required first?)");

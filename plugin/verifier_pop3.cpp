@@ -1,15 +1,18 @@
 // verifier_pop3.cpp — is this password right at the old POP3 server?
 //
-// -ERR to AUTH or PASS is a rejection unless a response code says the server, not the
-// password, is the problem (RFC 2449 [IN-USE], [LOGIN-DELAY]; RFC 3206 [SYS/TEMP],
-// [SYS/PERM]). A dropped connection, TLS trouble, a timeout or anything unexpected mean we
-// could not decide. Success needs the +OK to our login.
+// A -ERR to AUTH or PASS is judged by verifier_refusal.cpp: -ERR [AUTH] (RFC 3206), or a
+// codeless -ERR worded as a known server words a wrong password (Courier "Login failed.",
+// UW "Bad login", qpopper, CommuniGate), is a rejection; [IN-USE], [LOGIN-DELAY],
+// [SYS/TEMP], [SYS/PERM] or any other code, or a codeless -ERR in other words ("maildrop
+// locked"), is not. A dropped connection, TLS trouble, a timeout or anything unexpected
+// mean we could not decide. Success needs the +OK to our login.
 // Mechanisms: SASL PLAIN, then LOGIN; USER/PASS only when the server offers no SASL at all
 // and no APOP (curl would try APOP first, which fails for users stored with a hash).
 // Must never: call a -ERR to APOP or to a challenge-response mechanism a rejection.
 #include "mailferry/verifier.hpp"
 
 #include "verifier_curl.hpp"
+#include "verifier_refusal.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -131,12 +134,11 @@ class Pop3Verifier final : public Verifier {
             return curl::undecided(
                 a, p_, "server offers no SASL PLAIN or LOGIN and no USER (TLS required first?)");
         }
-        for (const char* code : {"[IN-USE]", "[LOGIN-DELAY]", "[SYS/"}) {
-            if (reply.find(code) != std::string::npos) {
-                return curl::undecided(a, p_, "login not decided");
-            }
+        auto verdict = refusal::judge(Protocol::pop3, reply);
+        if (verdict.status == VerifyStatus::rejected) {
+            return {VerifyStatus::rejected, "server said: " + reply + " (" + verdict.reason + ")"};
         }
-        return {VerifyStatus::rejected, "server said: " + reply};
+        return curl::undecided(a, p_, verdict.reason);
     }
 
     ProviderConfig p_;

@@ -1,14 +1,15 @@
 // verifier_smtp.cpp — is this password right at the old SMTP submission server?
 //
-// Only 535 (RFC 4954: authentication credentials invalid) is a rejection. 454 and other
-// 4xx, 530/534/538 (policy: TLS or a stronger mechanism required), a server that offers
-// no AUTH or no PLAIN/LOGIN, a dropped connection, TLS trouble or a timeout mean we could
-// not decide.
+// The reply to AUTH is judged by verifier_refusal.cpp: only 535 (RFC 4954: authentication
+// credentials invalid) is a rejection. 454 and other 4xx, 530/534/538 (policy: TLS or a
+// stronger mechanism required), a server that offers no AUTH or no PLAIN/LOGIN, a dropped
+// connection, TLS trouble or a timeout mean we could not decide.
 // Must never: count a session without a 235 as verified — libcurl skips AUTH silently when
 // the server does not advertise it.
 #include "mailferry/verifier.hpp"
 
 #include "verifier_curl.hpp"
+#include "verifier_refusal.hpp"
 
 #include <algorithm>
 
@@ -57,9 +58,6 @@ class SmtpVerifier final : public Verifier {
         if (!curl::denied(a)) {
             return curl::undecided(a, p_, "");
         }
-        if (starts_with(reply, "535")) {
-            return {VerifyStatus::rejected, "server said: " + reply};
-        }
         if (starts_with(reply, "250")) { // denied after EHLO: curl sent no credentials
             auto mechs = sasl_mechanisms(a);
             if (mechs.empty()) {
@@ -69,7 +67,11 @@ class SmtpVerifier final : public Verifier {
                                    "server offers AUTH " + curl::join(mechs) + " but not " +
                                        curl::wanted_mechanisms(p_.mechanism));
         }
-        return curl::undecided(a, p_, "login not decided");
+        auto verdict = refusal::judge(Protocol::smtp, reply);
+        if (verdict.status == VerifyStatus::rejected) {
+            return {VerifyStatus::rejected, "server said: " + reply + " (" + verdict.reason + ")"};
+        }
+        return curl::undecided(a, p_, verdict.reason);
     }
 
   private:

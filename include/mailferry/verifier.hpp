@@ -5,10 +5,12 @@
 // replies to three answers and nothing else:
 //   accepted                                     → ok
 //   explicit rejection of the credentials        → rejected
-//     (IMAP NO without code or [AUTHENTICATIONFAILED]; POP3 -ERR to PASS/AUTH other than
-//      [IN-USE] / [SYS/TEMP]; SMTP 535)
+//     (IMAP NO [AUTHENTICATIONFAILED] / [AUTHORIZATIONFAILED] / [EXPIRED]; POP3 -ERR [AUTH];
+//      SMTP 535; or an IMAP NO / POP3 -ERR without a code worded as a known server words
+//      a wrong password — one table for all, plugin/verifier_refusal.cpp)
 //   anything else — refused connection, timeout, TLS or certificate failure, BAD, busy,
-//   an unexpected reply                          → unavailable (TEMPFAIL, never FAIL)
+//   any other code, a codeless refusal in other words ("-ERR maildrop locked"), an
+//   unexpected reply                             → unavailable (TEMPFAIL, never FAIL)
 // verify() blocks up to the provider's timeout, may be called from many threads at once,
 // and never logs or stores the password.
 #pragma once
