@@ -9,6 +9,7 @@
 // secret inline (secrets are files; a group- or world-readable one earns a warning).
 // Errors: Scope::config; what = "FILE:LINE: key.path", detail = expected vs found. A TOML
 // syntax error is "FILE:LINE" with the parser's description.
+#include "config_cleartext.hpp"
 #include "config_reader.hpp"
 #include "file_util.hpp"
 
@@ -405,10 +406,7 @@ Result<void> validate_providers(const Reader& r, const toml::table& root, Config
             return r.error(where(t, "ca_file"), "provider.ca_file",
                            "is only used with TLS, found tls = \"none\"");
         }
-        if (p.tls == TlsMode::none) {
-            r.warn("provider " + p.name + ": tls = none sends passwords to " + p.host +
-                   " in clear text");
-        } else if (!p.verify_certificate) {
+        if (p.tls != TlsMode::none && !p.verify_certificate) { // tls none: warn_clear_text
             r.warn("provider " + p.name + ": verify_certificate = false: the certificate of " +
                    p.host + " is not checked");
         }
@@ -548,11 +546,6 @@ Result<void> validate_provisioner(const Reader& r, const toml::table& root, cons
         if (auto ok = need("url", p.url.empty()); !ok) {
             return ok;
         }
-        if (p.url.starts_with("http://")) {
-            r.warn("provisioner.url " + p.url +
-                   " is not https: passwords cross the network in "
-                   "clear text");
-        }
         if (!p.verify_certificate) {
             r.warn("provisioner: verify_certificate = false: the certificate of " + p.url +
                    " is not checked");
@@ -610,9 +603,7 @@ Result<void> validate_copies(const Reader& r, const toml::table& root, Config& c
                 r.warn("target.master_password_file: " + w);
             }
         }
-        if (t.tls == TlsMode::none && !t.master_user.empty()) {
-            r.warn("target: tls = none sends the master password to " + t.host + " in clear text");
-        } else if (t.tls != TlsMode::none && !t.verify_certificate) {
+        if (t.tls != TlsMode::none && !t.verify_certificate) { // tls none: warn_clear_text
             r.warn("target: verify_certificate = false: the certificate of " + t.host +
                    " is not checked");
         }
@@ -681,6 +672,7 @@ Result<void> validate(const Reader& r, const toml::table& root, Config& cfg) {
     if (cfg.provisioner.type == ProvisionerType::dovecot_passwd_file) {
         warn_world_readable(r, "provisioner.passwd_file", cfg.provisioner.passwd_file);
     }
+    warn_clear_text(r, root, cfg);
     return {};
 }
 

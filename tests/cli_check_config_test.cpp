@@ -212,8 +212,10 @@ TEST_CASE("warnings are printed after ok") {
     mft::RunResult r = run({"check-config", "--config", cfg});
     CHECK(r.exit_code == 0);
     CHECK(r.out.rfind("ok\n", 0) == 0);
-    CHECK(has(r.out, "warning: provider old: tls = none sends passwords to imap.example.org in "
-                     "clear text\n"));
+    CHECK(has(r.out, "warning: " + cfg +
+                         ":5: provider.tls: provider \"old\" has tls = \"none\": each user's own "
+                         "password goes in clear text to the old server imap.example.org:143, at "
+                         "the first-login check and at every copy login\n"));
     CHECK(has(r.out,
               "warning: provisioner.token_file: " + token + " holds a secret but has mode 0644"));
     CHECK(has(r.out, "provider     old: imap imap.example.org:143 tls none"));
@@ -222,6 +224,48 @@ TEST_CASE("warnings are printed after ok") {
     CHECK(j.exit_code == 0);
     CHECK(nlohmann::json::parse(j.out)["warnings"].size() == 2);
     CHECK_FALSE(has(j.out, "secret-token-value"));
+}
+
+TEST_CASE("every clear-text password path is a warning naming file:line, key and whose") {
+    Dir dir;
+    std::string master = dir.write("master", "pw\n", 0600);
+    std::string cfg =
+        dir.write("c.toml", kProvider +
+                                "tls = \"none\"\n"                                       // line 5
+                                "[provisioner]\ntype = \"http\"\n"                       // 6, 7
+                                "url = \"http://127.0.0.1:8080/api\"\n"                  // 8
+                                "[target]\nhost = \"new.example.org\"\ntls = \"none\"\n" // 9-11
+                                "master_user = \"mf\"\nmaster_password_file = \"" +
+                                master + "\"\n");
+    mft::RunResult r = run({"check-config", "--config", cfg});
+    CHECK(r.exit_code == 0);
+    CHECK_MESSAGE(has(r.out, "warning: " + cfg +
+                                 ":5: provider.tls: provider \"old\" has tls = "
+                                 "\"none\": each user's own password"),
+                  r.out);
+    CHECK_MESSAGE(has(r.out, "warning: " + cfg +
+                                 ":11: target.tls: tls = \"none\" with "
+                                 "master_user = \"mf\": the master password"),
+                  r.out);
+    CHECK(has(r.out, "new.example.org:143 at every copy login\n"));
+    CHECK_MESSAGE(has(r.out, "warning: " + cfg +
+                                 ":8: provisioner.url: http://127.0.0.1:8080/api "
+                                 "is not https: each new account's password"),
+                  r.out);
+    CHECK_FALSE(has(r.out, "pw\n"));
+
+    // Without master_user the users' own passwords go to the new server.
+    std::string own = dir.write("o.toml", kProvider + "[target]\nhost = \"new.example.org\"\n"
+                                                      "tls = \"none\"\n");
+    mft::RunResult o = run({"check-config", "--config", own});
+    CHECK(o.exit_code == 0);
+    CHECK_MESSAGE(has(o.out, "warning: " + own +
+                                 ":7: target.tls: tls = \"none\" without "
+                                 "master_user: each user's own password goes in "
+                                 "clear text to the new server new.example.org:143"),
+                  o.out);
+    mft::RunResult j = run({"--json", "check-config", "--config", cfg});
+    CHECK(nlohmann::json::parse(j.out)["warnings"].size() == 3);
 }
 
 TEST_CASE("usage errors exit 2, help exits 0") {

@@ -206,8 +206,9 @@ TEST_CASE("every key is read into its field") {
     // Both insecure settings are reported, and the deprecated fold_local_part, nothing else.
     REQUIRE(c.warnings.size() == 3);
     CHECK(c.warnings[0].find("verify_certificate = false") != std::string::npos);
-    CHECK(c.warnings[1].find("clear text") != std::string::npos);
-    CHECK(c.warnings[2].find("identity.fold_local_part is deprecated") != std::string::npos);
+    CHECK(c.warnings[1].find("identity.fold_local_part is deprecated") != std::string::npos);
+    CHECK(c.warnings[2].rfind("t.toml:24: provider.tls: provider \"smtp\"", 0) == 0);
+    CHECK(c.warnings[2].find("clear text") != std::string::npos);
 }
 
 TEST_CASE("the other provisioner types") {
@@ -228,11 +229,70 @@ TEST_CASE("the other provisioner types") {
     Config plain = ok(kProvider + "[provisioner]\ntype = \"http\"\nurl = \"http://10.0.0.1/x\"\n"
                                   "verify_certificate = false\n");
     REQUIRE(plain.warnings.size() == 2);
-    CHECK(plain.warnings[0].find("not https") != std::string::npos);
-    CHECK(plain.warnings[1].find("verify_certificate = false") != std::string::npos);
+    CHECK(plain.warnings[0].find("verify_certificate = false") != std::string::npos);
+    CHECK(plain.warnings[1].rfind("t.toml:7: provisioner.url: http://10.0.0.1/x is not https", 0) ==
+          0);
 
     CHECK(ok(kProvider + "[hash]\nscheme = \"sha512-crypt\"\n").hash.scheme ==
           HashScheme::sha512_crypt);
+}
+
+TEST_CASE("every clear-text path of a password warns, naming the key, file:line and whose") {
+    // One provider with TLS, one without: only the second warns, at its own tls line.
+    Config two = ok(kProvider + "[[provider]]\nname = \"pop\"\ndomains = [\"example.net\"]\n"
+                                "protocol = \"pop3\"\nhost = \"pop.example.net\"\n"
+                                "tls = \"none\"\n");
+    REQUIRE(two.warnings.size() == 1);
+    CHECK(two.warnings[0] == "t.toml:10: provider.tls: provider \"pop\" has tls = \"none\": each "
+                             "user's own password goes in clear text to the old server "
+                             "pop.example.net:110, at the first-login check and at every copy "
+                             "login");
+
+    // [target] without TLS: the users' own passwords, or the master password.
+    Config users = ok(kProvider + "[target]\nhost = \"new.example\"\ntls = \"none\"\n");
+    REQUIRE(users.warnings.size() == 1);
+    CHECK(users.warnings[0] == "t.toml:7: target.tls: tls = \"none\" without master_user: each "
+                               "user's own password goes in clear text to the new server "
+                               "new.example:143 at every copy login");
+    Dir dir;
+    dir.write("master", "pw\n", 0600);
+    Config master = ok(kProvider +
+                       "[target]\nhost = \"new.example\"\nport = 1143\n"
+                       "master_user = \"mf\"\nmaster_password_file = \"" +
+                       dir.file("master") + "\"\ntls = \"none\"\n");
+    REQUIRE(master.warnings.size() == 1);
+    CHECK(master.warnings[0].rfind("t.toml:10: target.tls: tls = \"none\" with master_user = "
+                                   "\"mf\": the master password",
+                                   0) == 0);
+    CHECK(master.warnings[0].find("opens every mailbox there") != std::string::npos);
+    CHECK(master.warnings[0].find("new.example:1143") != std::string::npos);
+    CHECK(master.warnings[0].find("own password") == std::string::npos);
+
+    // The provisioner's URL: the new password, POSTed.
+    Config http =
+        ok(kProvider + "[provisioner]\ntype = \"http\"\nurl = \"http://127.0.0.1:8080/a\"\n");
+    REQUIRE(http.warnings.size() == 1);
+    CHECK(http.warnings[0].rfind("t.toml:7: provisioner.url: http://127.0.0.1:8080/a is not https: "
+                                 "each new account's password is POSTed in clear text",
+                                 0) == 0);
+
+    // All at once: one warning per path (providers, target, provisioner).
+    Config all = ok("[[provider]]\nname = \"old\"\ndomains = [\"example.org\"]\n"
+                    "host = \"imap.example.org\"\ntls = \"none\"\n"
+                    "[provisioner]\ntype = \"http\"\nurl = \"http://localhost/x\"\n"
+                    "[target]\nhost = \"new.example\"\ntls = \"none\"\n");
+    REQUIRE(all.warnings.size() == 3);
+    CHECK(all.warnings[0].rfind("t.toml:5: provider.tls: ", 0) == 0);
+    CHECK(all.warnings[1].rfind("t.toml:11: target.tls: ", 0) == 0);
+    CHECK(all.warnings[2].rfind("t.toml:8: provisioner.url: ", 0) == 0);
+
+    // Not a network path, or TLS on: nothing to say.
+    CHECK(ok(kProvider + "tls = \"starttls\"\n").warnings.empty());
+    CHECK(ok(kProvider + "[provisioner]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n")
+              .warnings.empty());
+    CHECK(ok(kProvider + "[target]\nmaildir = \"/m/{domain}/{local}\"\ntls = \"none\"\n")
+              .warnings.empty());
+    CHECK(ok(kProvider + "[target]\nhost = \"new.example\"\n").warnings.empty());
 }
 
 TEST_CASE("lock_dir and key_file default to the database's directory") {
