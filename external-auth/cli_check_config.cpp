@@ -116,7 +116,8 @@ nlohmann::json summary_json(const Config& c) {
             {"hash", hash_json(c.hash)},
             {"provisioner", provisioner_json(c.provisioner)},
             {"guard",
-             {{"max_failures_per_account", c.guard.max_failures_per_account},
+             {{"max_failures_per_account_ip", c.guard.max_failures_per_account_ip},
+              {"max_failures_per_account", c.guard.max_failures_per_account},
               {"max_failures_per_ip", c.guard.max_failures_per_ip},
               {"window", format_duration(c.guard.window)},
               {"negative_cache_ttl", format_duration(c.guard.negative_cache_ttl)},
@@ -192,11 +193,14 @@ void print_text(const Config& c) {
     }
     row("provisioner", prov + ", timeout " + format_duration(pv.timeout));
     const auto& g = c.guard;
-    row("guard", std::to_string(g.max_failures_per_account) + " failures per account, " +
-                     std::to_string(g.max_failures_per_ip) + " per address, within " +
-                     format_duration(g.window) + "; negative cache " +
-                     (g.negative_cache_ttl.count() == 0 ? std::string("off")
-                                                        : format_duration(g.negative_cache_ttl)));
+    row("guard", std::to_string(g.max_failures_per_account_ip) +
+                     " failures per account and address, " + std::to_string(g.max_failures_per_ip) +
+                     " per address, within " + format_duration(g.window) + " (then TEMPFAIL)");
+    row("", "old-server budget " + std::to_string(g.max_failures_per_account) +
+                " wrong passwords per account (clean addresses up to " +
+                std::to_string(2ULL * g.max_failures_per_account) + "); negative cache " +
+                (g.negative_cache_ttl.count() == 0 ? std::string("off")
+                                                   : format_duration(g.negative_cache_ttl)));
     row("", "key " + g.key_file);
     for (const auto& [name, tmpl] : c.result.extra_fields) {
         row("result", name + " = " + tmpl);

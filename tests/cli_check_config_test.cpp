@@ -69,7 +69,10 @@ TEST_CASE("the example config is ok") {
     CHECK(has(r.out, "renames example.net -> example.com"));
     CHECK(has(r.out, "hash         argon2id (ops 2, memory 65536 KiB)\n"));
     CHECK(has(r.out, "provisioner  dovecot-passwd-file /etc/dovecot/users"));
-    CHECK(has(r.out, "guard        10 failures per account, 50 per address, within 15m"));
+    CHECK(has(r.out, "guard        5 failures per account and address, 50 per address, within "
+                     "15m (then TEMPFAIL)"));
+    CHECK(has(r.out, "old-server budget 10 wrong passwords per account (clean addresses up to "
+                     "20); negative cache 5m"));
     CHECK(has(r.out, "log          info\n"));
     CHECK_FALSE(has(r.out, "warning"));
     // One screen.
