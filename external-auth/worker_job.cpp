@@ -79,6 +79,22 @@ std::string summary_text(const copy::Summary& s, std::chrono::milliseconds took)
     return t + "; " + secs + " s";
 }
 
+// A job taken over from a dead worker (claim_job counted that run in job.attempts) with
+// max_crashes failed runs in a row, or max_attempts: stop it rather than let one message
+// that crashes the copier kill a worker every lease for ever.
+std::optional<Error> crashed_too_often(const Job& job, const WorkerConfig& wc) {
+    if (job.taken_over_from.empty() || (job.attempts < wc.max_crashes &&
+                                        (wc.max_attempts == 0 || job.attempts < wc.max_attempts))) {
+        return std::nullopt;
+    }
+    return make_error("copy " + job.account,
+                      "needs an admin: " + std::to_string(job.attempts) +
+                          " failed runs in a row, the last because " + job.last_error +
+                          "; something in this mailbox may crash the copier: see the worker's "
+                          "log, then `mailferry worker --retry-failed`",
+                      Scope::account, Retry::never);
+}
+
 } // namespace
 
 void Worker::Impl::run_job(Running& r) {
@@ -191,6 +207,10 @@ void Worker::Impl::run_job(Running& r) {
         to = job.kind == JobKind::copy && a.state == AccountState::failed ? AccountState::copying
                                                                           : AccountState::resyncing;
         break;
+    }
+    if (auto crashed = crashed_too_often(job, wc)) {
+        fail(*crashed); // not retried: the job stops for an admin
+        return;
     }
     const ProviderConfig* provider = find_provider(cfg, job.provider);
     if (provider == nullptr) {

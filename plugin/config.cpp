@@ -310,6 +310,7 @@ const Keys<WorkerConfig>& worker_keys() {
         duration("retry_max", &WorkerConfig::retry_max, milliseconds(100), hours(24 * 7)),
         number("max_attempts", &WorkerConfig::max_attempts, 0, 1000000),
         number("max_same_failure", &WorkerConfig::max_same_failure, 1, 1000),
+        number("max_crashes", &WorkerConfig::max_crashes, 1, 1000),
         duration("lease", &WorkerConfig::lease, seconds(1), hours(24)),
         duration("poll_interval", &WorkerConfig::poll_interval, milliseconds(100), hours(1)),
         file("state_dir", &WorkerConfig::state_dir),

@@ -498,13 +498,19 @@ class SqliteStore final : public Store {
                 if (it->second >= static_cast<std::int64_t>(req.per_provider)) {
                     continue;
                 }
-                if (j.state == JobState::running) {
+                // A lease that ran out means its worker died mid-copy: a failed attempt, so a
+                // message that crashes the copier cannot crash a worker per lease for ever.
+                const bool takeover = j.state == JobState::running;
+                if (takeover) {
                     j.taken_over_from = j.claimed_by;
+                    j.attempts += 1;
+                    j.last_error = "worker " + j.claimed_by + " died mid-copy (its lease expired)";
                 }
                 Stmt u(db_, "UPDATE jobs SET state = 'running', claimed_by = ?2, lease_until = ?3, "
-                            "runs = runs + 1, updated = ?4 WHERE id = ?1");
+                            "runs = runs + 1, updated = ?4, attempts = attempts + ?5, "
+                            "last_error = CASE WHEN ?5 THEN ?6 ELSE last_error END WHERE id = ?1");
                 u.bind(1, j.id).bind(2, req.worker).bind(3, req.now + req.lease.count());
-                u.bind(4, now_unix());
+                u.bind(4, now_unix()).bind(5, std::int64_t{takeover ? 1 : 0}).bind(6, j.last_error);
                 if (rc = u.step(); rc != SQLITE_DONE) {
                     return db_error(db_, "claim copy job " + std::to_string(j.id), rc);
                 }

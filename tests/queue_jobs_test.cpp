@@ -139,6 +139,11 @@ TEST_CASE("an expired lease is taken over; the old holder can neither renew nor 
     CHECK(t->id == j->id);
     CHECK(t->taken_over_from == "dead-worker");
     CHECK(t->runs == 2);
+    // The dead run is a failed attempt (the worker stops a job at worker.max_crashes).
+    CHECK(t->attempts == 1);
+    CHECK((**s->find_job(j->id)).attempts == 1);
+    CHECK((**s->find_job(j->id)).last_error ==
+          "worker dead-worker died mid-copy (its lease expired)");
     auto renew = s->renew_job(j->id, "dead-worker", now_unix_ms() + 1000);
     REQUIRE_FALSE(renew.ok());
     CHECK(renew.error().scope == Scope::account);

@@ -1,7 +1,8 @@
 // worker_crash_test.cpp — what goes wrong, on two real Dovecots: a worker killed with -9
 // mid-copy and another stopped with SIGTERM mid-copy, then a third finishes the copy
 // exactly; tampered, truncated, wrong-key and missing spool entries; a missing secret
-// key; the store locked by another process. Always: a clear message, nothing lost.
+// key; the store locked by another process; a copy that kills its worker every time
+// (stopped after worker.max_crashes). Always: a clear message, nothing lost.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -253,4 +254,77 @@ TEST_CASE("the same failure max_same_failure times in a row stops the job for an
     CHECK(third.wait(60s) == 0);
     CHECK(w.account("anna@example.com")->state == AccountState::synced);
     CHECK(wt::counts(*w.fresh, "anna@example.com") == wt::counts(w.old, "anna@example.com"));
+}
+
+TEST_CASE("a copy that kills its worker every time stops after max_crashes for an admin") {
+    constexpr int kMessages = 3000;
+    wt::WorldOptions o;
+    o.users = {{"crash@example.com", "crash-pw-12"}};
+    o.copies = 1;
+    o.lease = "1s";
+    o.worker_extra = "max_crashes = 3\n";
+    wt::World w(o);
+    wt::fill_mailbox(w.old, "crash@example.com", "", kMessages, 2000, 3);
+    REQUIRE(wt::imap_login(w.fresh->imap_port(), "crash", "crash-pw-12").rfind("a1 OK", 0) == 0);
+
+    // Three workers die mid-copy, as if one message crashed the copier each time.
+    long copied = 0;
+    std::string logs;
+    for (int crash = 1; crash <= 3; ++crash) {
+        auto wk = w.start_worker();
+        copied = wait_inbox_above(w, "crash@example.com", copied + 10, 60s);
+        wk.signal(SIGKILL);
+        CHECK(wk.wait(10s) == 128 + SIGKILL);
+        logs += mft::read_file(wk.log);
+        copied = inbox_at_new(w, "crash@example.com");
+        REQUIRE_MESSAGE(copied < kMessages, "the copy finished before crash " << crash);
+        auto j = job_of(w, "crash@example.com");
+        CHECK(j.state == mf::JobState::running);               // the dead worker's lease
+        CHECK(j.attempts == static_cast<unsigned>(crash - 1)); // counted at each takeover
+        std::this_thread::sleep_for(1200ms);                   // the lease runs out
+    }
+
+    // The fourth takeover finds 3 crashed runs in a row: the job stops, not a fourth crash.
+    auto fourth = w.start_worker({"--once"});
+    CHECK(fourth.wait(60s) == 0);
+    std::string log = mft::read_file(fourth.log);
+    INFO("worker logs:\n", logs, log);
+    auto j = job_of(w, "crash@example.com");
+    CHECK(j.state == mf::JobState::failed);
+    CHECK(j.attempts >= 3);
+    CHECK(has(j.last_error, "needs an admin: 3 failed runs in a row"));
+    CHECK(has(j.last_error, "died mid-copy (its lease expired)"));
+    CHECK(has(log, "needs an admin"));
+    CHECK(inbox_at_new(w, "crash@example.com") == copied); // it did not copy on
+    CHECK(w.account("crash@example.com")->state == AccountState::failed);
+
+    // The admin looks, then queues it again: the next worker finishes the copy exactly.
+    auto retry = mft::run({wt::kMailferry, "worker", "--retry-failed", "--config", w.config});
+    CHECK(retry.exit_code == 0);
+    CHECK(job_of(w, "crash@example.com").state == mf::JobState::queued);
+    auto fifth = w.start_worker({"--once"});
+    CHECK(fifth.wait(120s) == 0);
+    CHECK(w.account("crash@example.com")->state == AccountState::synced);
+    CHECK(inbox_at_new(w, "crash@example.com") == kMessages); // nothing twice
+}
+
+TEST_CASE("worker.max_crashes: out of range or not a number is a config error") {
+    wt::WorldOptions o;
+    o.users = {{"cfg@example.com", "cfg-pw-123"}};
+    o.worker_extra = "max_crashes = 3\n";
+    wt::World w(o);
+    const std::string good = mft::read_file(w.config);
+    const auto at = good.find("max_crashes = 3\n");
+    REQUIRE(at != std::string::npos);
+    for (const char* bad : {"0", "1001", "-1", "\"three\"", "2.5"}) {
+        std::string text = good;
+        text.replace(at, std::string("max_crashes = 3").size(),
+                     std::string("max_crashes = ") + bad);
+        const std::string path = w.dir.file("bad.toml");
+        mft::write_file(path, text, 0640);
+        auto r = mft::run({wt::kMailferry, "worker", "--once", "--config", path});
+        INFO("max_crashes = ", bad, ": ", r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(has(r.err, "max_crashes"));
+    }
 }

@@ -167,6 +167,10 @@ struct WorkerConfig {
     // The same failure this many runs in a row — the same error of the whole copy, or one
     // message or folder skipped for the same reason — and the job stops for an admin.
     unsigned max_same_failure = 5;
+    // A job whose worker died mid-copy (its lease ran out) counts a failed attempt; a
+    // takeover that finds this many failed runs in a row, the last one a crash, stops the
+    // job for an admin: a message that crashes the copier must not kill a worker per lease.
+    unsigned max_crashes = 3;
     Millis lease{120 * 1000}; // a claimed job not renewed for this long is taken over
     Millis poll_interval{5000};
     std::string state_dir; // copier state files; default: "copy-state" beside the database
