@@ -78,6 +78,39 @@ std::string lower(std::string_view s) {
     return out;
 }
 
+// The account's state in the store, found as a login would find it (store_variants.cpp).
+// An account stored under another letter case by an older version, or several of them,
+// is a conflict: the admin sees which name the logins will use.
+Result<void> check_stored(Store& store, const Identity& id, UserCheck& u, UsersReport& rep) {
+    std::vector<std::string> others;
+    auto acct = find_login_account(store, id.canonical, id.provider->case_insensitive, &others);
+    if (!acct) {
+        return acct.error();
+    }
+    if (!acct->has_value()) {
+        return {};
+    }
+    u.state = to_string((**acct).state);
+    const std::string& stored = (**acct).name;
+    if (stored == id.canonical && others.empty()) {
+        return {};
+    }
+    std::string why = stored != id.canonical
+                          ? "the store has this account as " + stored +
+                                " (another letter case, from an older version); logins use it"
+                          : "logins use the account " + stored;
+    for (const auto& o : others) {
+        why += "; " + o + " is another account for the same user";
+    }
+    if (u.status == UserStatus::ok) {
+        u.status = UserStatus::conflict;
+        u.detail = why;
+    }
+    rep.conflicts.push_back("line " + std::to_string(u.line) + ": " + u.user + " → " +
+                            id.canonical + ": " + why);
+    return {};
+}
+
 } // namespace
 
 const char* to_string(UserStatus s) {
@@ -150,6 +183,11 @@ Result<UsersReport> check_users(const TextFile& file, const IdentityMap& ids, St
             if (lower(f.login) == lower(login)) {
                 u.status = UserStatus::duplicate;
                 u.detail = "same user as line " + std::to_string(f.line);
+                if (f.login != login) {
+                    u.detail += " (" + printable(f.login, 80) +
+                                ": another letter case; old server " + id->provider->name +
+                                " ignores case)";
+                }
             } else {
                 u.status = UserStatus::conflict;
                 u.detail = "maps to the same account as line " + std::to_string(f.line) + " (" +
@@ -161,12 +199,8 @@ Result<UsersReport> check_users(const TextFile& file, const IdentityMap& ids, St
             by_account.emplace(id->canonical, First{u.line, std::string(login)});
         }
         if (store != nullptr) {
-            auto acct = store->find_account(id->canonical);
-            if (!acct) {
-                return acct.error();
-            }
-            if (acct->has_value()) {
-                u.state = to_string((**acct).state);
+            if (auto ok = check_stored(*store, *id, u, rep); !ok) {
+                return ok.error();
             }
         }
         rep.users.push_back(std::move(u));

@@ -5,7 +5,9 @@
 // login through the identity map: canonical account, old server, the login that server
 // wants, and the account's state in the store if it has one. Conflicts are collected: a
 // name the identity map refuses, the same login twice, and two different logins that map
-// to one account (a short name and a full address, a domain rename, the conflict map).
+// to one account (a short name and a full address, a domain rename, the conflict map, two
+// letter cases of one user of a case-insensitive old server), and an account the store
+// holds under another letter case (made by an older version) or several times.
 // check_servers() probes each old server named by the file once, as the verifier would
 // reach it (probe_server(): protocol, TLS mode, CA, certificate check; no login).
 // check_provisioner() says whether the provisioner looks usable without provisioning

@@ -88,6 +88,19 @@ Result<ImportReport> import_file(const Loaded& loaded, const std::string& path,
             }
             return a->has_value() ? std::optional<std::string>((**a).hash) : std::nullopt;
         };
+        // Accounts stored by older versions under another spelling (case-insensitive servers).
+        with_store.stored_variants = [&](const std::string& name) -> std::vector<std::string> {
+            std::vector<std::string> names;
+            auto rows = (*current)->find_account_variants(name);
+            if (!rows) {
+                lookup_error = rows.error();
+                return names;
+            }
+            for (const auto& a : *rows) {
+                names.push_back(a.name);
+            }
+            return names;
+        };
     }
     auto t0 = std::chrono::steady_clock::now();
     {

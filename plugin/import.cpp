@@ -3,14 +3,17 @@
 // Each format has a small line parser that yields (line, name, password value); the rest
 // is shared: the name goes through the identity map, the value becomes a {SCHEME}hash
 // that verify_hash() can check (or the line is an error), duplicates are found by
-// canonical name. Clear-text values (CommuniGate, Modoboa) are hashed at once with the
-// configured scheme and the copies wiped; duplicates are compared by a digest of the raw
+// canonical name (the identity map folds the letter case of users of a case-insensitive
+// server, so two spellings of one user are one name). Clear-text values (CommuniGate,
+// Modoboa, and {PLAIN}-style values in any format, import_plain.cpp) are hashed at once
+// with the configured scheme and the copies wiped; duplicates are compared by a digest of the raw
 // value, so no clear text outlives its line.
 // Must never: put a password or any part of a password field into a message; import a
 // value verify_hash() cannot check; guess the layout of CommuniGate's \002 values.
 // Errors: per line in ImportPlan::errors ("why", the caller prefixes FILE:LINE).
 #include "mailferry/import.hpp"
 
+#include "import_private.hpp"
 #include "mailferry/password.hpp"
 #include "mailferry/secret.hpp"
 
@@ -18,6 +21,7 @@
 #include <array>
 #include <cctype>
 #include <map>
+#include <set>
 #include <sodium.h>
 
 namespace mf {
@@ -93,7 +97,56 @@ struct Value {
     std::string hash;  // {SCHEME}value
     std::string note;  // how we read it
     std::string error; // why it cannot be imported
+    std::string skip;  // why it is not imported, by design
+    Secret clear;      // the password, when the value was readable (wiped with the line)
 };
+
+// Hashes a readable password with the configured scheme into v.
+void hash_clear(Value& v, Secret clear, const HashConfig& cfg, const std::string& what) {
+    auto h = make_hash(clear, cfg);
+    if (!h) {
+        v.error = "hash the clear-text password: " + h.error().message();
+        return;
+    }
+    v.hash = std::move(*h);
+    v.clear = std::move(clear);
+    v.note = "clear-text " + what + "hashed with " + to_string(cfg.scheme);
+}
+
+// A {SCHEME}value. Readable ones never reach the store: clear text is hashed now, a
+// {PLAIN-TRUNC} is skipped. An unsalted digest cannot be rehashed without the password:
+// it is kept, and the first login replaces it (docs/ARCHITECTURE.md, "Identity").
+Value braced(std::string_view value, const HashConfig& cfg) {
+    using import_detail::ValueKind;
+    Value v;
+    std::string reason;
+    const ValueKind kind = import_detail::value_kind(value);
+    const std::string label = import_detail::scheme_label(value);
+    if (kind == ValueKind::plain) {
+        auto clear = import_detail::plain_password(value, &reason);
+        if (!clear || clear->empty()) {
+            v.error = clear ? "empty password in a clear-text value" : reason;
+            return v;
+        }
+        hash_clear(v, std::move(*clear), cfg, label + " value ");
+        return v;
+    }
+    if (kind == ValueKind::plain_trunc) {
+        v.skip = label + " is a readable password, and any longer one starting with it was "
+                         "accepted, so no hash can mean the same: not imported; this user is "
+                         "verified at the old server at first login";
+        return v;
+    }
+    if (!hash_supported(value, &reason)) {
+        v.error = "password hash cannot be verified here: " + reason;
+        return v;
+    }
+    v.hash = std::string(value);
+    if (kind == ValueKind::unsalted_digest) {
+        v.note = "unsalted " + label + " digest: kept until the first login, which rehashes it";
+    }
+    return v;
+}
 
 Value to_hash(std::string_view value, Bare bare, const HashConfig& cfg) {
     Value v;
@@ -107,12 +160,7 @@ Value to_hash(std::string_view value, Bare bare, const HashConfig& cfg) {
     }
     std::string reason;
     if (value.front() == '{') {
-        if (!hash_supported(value, &reason)) {
-            v.error = "password hash cannot be verified here: " + reason;
-            return v;
-        }
-        v.hash = std::string(value);
-        return v;
+        return braced(value, cfg);
     }
     if (bare == Bare::crypt) {
         if (value.front() == '!' || value.front() == '*') {
@@ -136,14 +184,7 @@ Value to_hash(std::string_view value, Bare bare, const HashConfig& cfg) {
             return v;
         }
     }
-    Secret clear(value);
-    auto h = make_hash(clear, cfg);
-    if (!h) {
-        v.error = "hash the clear-text password: " + h.error().message();
-        return v;
-    }
-    v.hash = std::move(*h);
-    v.note = std::string("clear-text password hashed with ") + to_string(cfg.scheme);
+    hash_clear(v, Secret(value), cfg, "password ");
     return v;
 }
 
@@ -211,55 +252,127 @@ class Planner {
             return;
         }
         auto digest = value_digest(password);
-        if (auto it = seen_.find(id->canonical); it != seen_.end()) {
-            const Seen& first = it->second;
-            if (first.digest == digest) {
-                plan_.notes.push_back({line, id->canonical +
-                                                 ": same account and password as line " +
-                                                 std::to_string(first.line) + ", counted once"});
-            } else {
-                error(line, id->canonical + ": also at line " + std::to_string(first.line) +
-                                " with another password; neither line is imported");
-                if (!first.conflict) {
-                    error(first.line, id->canonical + ": also at line " + std::to_string(line) +
-                                          " with another password; neither line is imported");
-                    it->second.conflict = true;
-                }
-            }
+        if (duplicate(line, *id, login, digest)) {
             return;
         }
-        seen_.emplace(id->canonical, Seen{line, digest, false});
+        seen_.emplace(id->canonical, Seen{line, digest, false, login});
+        auto target = stored_name(line, *id);
+        if (!target) {
+            return;
+        }
         Value v = to_hash(password, bare, hash_);
         if (!v.error.empty()) {
             error(line, id->canonical + ": " + v.error);
             return;
         }
-        if (opt_.stored_hash && v.note.rfind("clear-text", 0) == 0) {
+        if (!v.skip.empty()) {
+            plan_.skipped.push_back({line, id->canonical + ": " + v.skip});
+            return;
+        }
+        if (v.note.starts_with("unsalted")) {
+            unsalted_.emplace(import_detail::scheme_label(password), line);
+        }
+        if (opt_.stored_hash && !v.clear.empty()) {
             // A re-import: the same password keeps the stored hash (a fresh salt would
             // count as a change and write an audit row for nothing).
-            if (auto stored = opt_.stored_hash(id->canonical); stored && !stored->empty()) {
-                Secret clear(password);
-                if (verify_hash(*stored, clear).result == HashMatch::match) {
+            if (auto stored = opt_.stored_hash(*target); stored && !stored->empty()) {
+                if (verify_hash(*stored, v.clear).result == HashMatch::match) {
                     v.hash = *stored;
                     v.note = "clear-text password, the same as the stored hash";
                 }
             }
         }
-        plan_.accounts.push_back(ImportAccount{line, std::move(login), id->canonical,
+        plan_.accounts.push_back(ImportAccount{line, std::move(login), std::move(*target),
                                                id->provider->name, std::move(v.hash),
                                                std::move(v.note)});
     }
 
+    // A second line for an account already planned: the same password is counted once,
+    // another one is a conflict that imports neither line. True when `line` was one.
+    bool duplicate(std::size_t line, const Identity& id, const std::string& login,
+                   const std::array<unsigned char, 16>& digest) {
+        auto it = seen_.find(id.canonical);
+        if (it == seen_.end()) {
+            return false;
+        }
+        Seen& first = it->second;
+        // Two spellings of one user of a server that ignores case.
+        std::string how = first.login == login ? std::string()
+                                               : " (as " + first.login +
+                                                     ": the same user in another letter case, "
+                                                     "old server " +
+                                                     id.provider->name + " ignores case)";
+        if (first.digest == digest) {
+            plan_.notes.push_back({line, id.canonical + ": same account and password as line " +
+                                             std::to_string(first.line) + how + ", counted once"});
+            return true;
+        }
+        error(line, id.canonical + ": also at line " + std::to_string(first.line) + how +
+                        " with another password; neither line is imported");
+        if (!first.conflict) {
+            error(first.line, id.canonical + ": also at line " + std::to_string(line) +
+                                  " with another password; neither line is imported");
+            first.conflict = true;
+        }
+        return true;
+    }
+
+    // The store's name for the account, by the rule logins follow (store_variants.cpp):
+    // with an old server that ignores case, an account stored by an older version under
+    // another spelling is imported onto; several such accounts are a conflict (nullopt).
+    std::optional<std::string> stored_name(std::size_t line, const Identity& id) {
+        if (!id.provider->case_insensitive || !opt_.stored_variants) {
+            return id.canonical;
+        }
+        std::vector<std::string> names = opt_.stored_variants(id.canonical);
+        if (names.size() > 1) {
+            std::string list;
+            for (const auto& n : names) {
+                list += (list.empty() ? "" : ", ") + n;
+            }
+            error(line, id.canonical + ": the store already holds " + std::to_string(names.size()) +
+                            " accounts for this user, differing only in letter case (" + list +
+                            "); logins use " + names.front() +
+                            ": leave the others unused or disable them, then import again");
+            return std::nullopt;
+        }
+        if (names.size() == 1 && names.front() != id.canonical) {
+            plan_.notes.push_back({line, id.canonical + ": the store has this account as " +
+                                             names.front() +
+                                             " (another letter case, from an older version): "
+                                             "imported onto it, as logins use it"});
+            return names.front();
+        }
+        return id.canonical;
+    }
+
     // Drops accounts whose name turned out to be in conflict with a later line.
     void finish() {
-        std::erase_if(plan_.accounts, [&](const ImportAccount& a) {
-            auto it = seen_.find(a.canonical);
-            return it != seen_.end() && it->second.conflict;
-        });
+        std::set<std::size_t> conflicted;
+        for (const auto& [name, seen] : seen_) {
+            if (seen.conflict) {
+                conflicted.insert(seen.line);
+            }
+        }
+        std::erase_if(plan_.accounts,
+                      [&](const ImportAccount& a) { return conflicted.count(a.line) != 0; });
         std::sort(plan_.errors.begin(), plan_.errors.end(),
                   [](const LineNote& a, const LineNote& b) { return a.line < b.line; });
         if (plan_.data_lines == 0 && plan_.errors.empty()) {
             error(0, "no account lines: the file is empty");
+        }
+        if (!unsalted_.empty()) {
+            std::string schemes;
+            for (auto it = unsalted_.begin(); it != unsalted_.end();
+                 it = unsalted_.upper_bound(it->first)) {
+                schemes += (schemes.empty() ? "" : ", ") + it->first + " (" +
+                           plural(unsalted_.count(it->first), "account") + ", first at line " +
+                           std::to_string(it->second) + ")";
+            }
+            plan_.warnings.push_back(
+                plan_.source + ": unsalted digests: " + schemes +
+                ". They cannot become the configured scheme without the password: they stay in "
+                "the store until each user's first login, which replaces them");
         }
     }
 
@@ -268,6 +381,7 @@ class Planner {
         std::size_t line;
         std::array<unsigned char, 16> digest;
         bool conflict;
+        std::string login; // as the file spells it
     };
     ImportPlan& plan_;
     const ImportOptions& opt_;
@@ -275,6 +389,7 @@ class Planner {
     const HashConfig& hash_;
     const PlanProgress& progress_;
     std::map<std::string, Seen> seen_;
+    std::multimap<std::string, std::size_t> unsalted_; // scheme label → lines
 };
 
 void plan_passwd_file(const TextFile& file, Planner& p, ImportPlan& plan) {

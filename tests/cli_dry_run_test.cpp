@@ -224,3 +224,51 @@ TEST_CASE("dry-run: provisioner problems, unusable files") {
     auto open = s.run({s.dir.file("open.txt")});
     CHECK(has(open.err, "readable by everybody"));
 }
+
+TEST_CASE("dry-run: case variants of one user, in the file and against the store") {
+    Setup s;
+    // Made by versions that kept the spelling typed: Carl once, Dora twice.
+    {
+        auto store = mf::open_sqlite_store(s.db(), mf::Millis(5000));
+        REQUIRE(store.ok());
+        mf::UnixTime created = 1000; // Dora@ is older than DORA@
+        for (const char* name : {"Carl@example.com", "Dora@example.com", "DORA@example.com"}) {
+            mf::Account a;
+            a.name = name;
+            a.created = created++;
+            a.provider = "good";
+            a.state = mf::AccountState::synced;
+            a.hash = "{SHA512-CRYPT}$6$x$y";
+            REQUIRE((*store)->create_account(a, mf::AuditContext{"test", "", ""}).ok());
+        }
+    }
+    std::string f = s.users("users.txt", "anna\n"
+                                         "ANNA\n"             // 2: anna in another case
+                                         "carl\n"             // 3: stored as Carl@
+                                         "dora@example.com\n" // 4: stored twice
+                                         "erik\n");
+    auto r = s.run({"--json", f});
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 1);
+    auto doc = nlohmann::json::parse(r.out);
+    auto user = [&](std::size_t line) {
+        for (const auto& u : doc["users"]) {
+            if (u["line"] == line) {
+                return u;
+            }
+        }
+        return nlohmann::json();
+    };
+    CHECK(user(2)["account"] == "anna@example.com");
+    CHECK(user(2)["status"] == "duplicate");
+    CHECK(has(user(2)["detail"], "another letter case"));
+    CHECK(user(3)["account"] == "carl@example.com");
+    CHECK(user(3)["status"] == "conflict");
+    CHECK(user(3)["state"] == "synced");
+    CHECK(has(user(3)["detail"], "the store has this account as Carl@example.com"));
+    CHECK(user(4)["status"] == "conflict");
+    CHECK(has(user(4)["detail"], "the store has this account as Dora@example.com"));
+    CHECK(has(user(4)["detail"], "DORA@example.com is another account for the same user"));
+    CHECK(user(5)["status"] == "ok");
+    CHECK(doc["conflicts"].size() == 3);
+}

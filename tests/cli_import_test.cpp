@@ -131,7 +131,8 @@ TEST_CASE("a passwd-file imports in one go; a re-import changes nothing; no hash
     CHECK(j["updated"] == 1);
     CHECK(j["unchanged"] == 1);
     CHECK((**s->find_account("anna@example.com")).hash == "{PLAIN}new");
-    CHECK((**s->find_account("bob@example.com")).hash == "{PLAIN}other");
+    // A clear-text value is hashed at import with the configured scheme.
+    CHECK((**s->find_account("bob@example.com")).hash.rfind("{SHA512-CRYPT}$6$", 0) == 0);
 }
 
 TEST_CASE("any bad line refuses the whole file, each error with its line; store unchanged") {
@@ -225,7 +226,7 @@ TEST_CASE("a file readable by others is imported with a warning") {
     CHECK(r.exit_code == 0);
     CHECK(has(r.err, "warning: " + f + " is readable by everybody"));
     auto closed = d.import(d.write("closed", "anna:" + kShaPw + "\n"), "dovecot-passwd-file");
-    CHECK_FALSE(has(closed.err, "warning"));
+    CHECK_FALSE(has(closed.err, "readable by"));
 }
 
 TEST_CASE("CommuniGate: columns counted, clear text hashed; Modoboa: skipped lines say why") {
@@ -311,4 +312,110 @@ TEST_CASE("on a terminal a progress bar shows the planning; piped, nothing of it
     CHECK(piped.exit_code == 0);
     CHECK_FALSE(has(piped.err, "planning"));
     CHECK_FALSE(has(piped.err, "\r"));
+}
+
+// Every byte SQLite holds for the store (the database and its write-ahead log).
+std::string store_bytes(const Dir& d) {
+    std::string out = mft::read_file(d.file("mf.db"));
+    if (::access(d.file("mf.db-wal").c_str(), F_OK) == 0) {
+        out += mft::read_file(d.file("mf.db-wal"));
+    }
+    return out;
+}
+
+TEST_CASE("clear-text values are hashed at import: no readable password in the store") {
+    Dir d;
+    // Base64 of "Secret-B64-pw", hex of "Secret-Hex-pw".
+    auto f = d.write("users", "anna:{PLAIN}Secret-Plain-pw\n"
+                              "bob:{CLEARTEXT}Secret-Clear-pw\n"
+                              "carl:{plain.b64}U2VjcmV0LUI2NC1wdw==\n"
+                              "dora:{PLAIN.HEX}5365637265742d4865782d7077\n"
+                              "erik:{PLAIN-MD5}8e0b5f2a3b5e4a6f9d7c1b2a3c4d5e6f\n"
+                              "finn:{PLAIN-TRUNC}6-Secret-Trunc\n");
+    auto r = d.import(f, "dovecot-passwd-file");
+    CHECK_MESSAGE(r.exit_code == 0, r.out << r.err);
+    CHECK(has(r.out, "imported 5 accounts"));
+    CHECK(has(r.out, f + ":6: skipped: finn@example.com: {PLAIN-TRUNC} is a readable password"));
+    CHECK(has(r.err, "unsalted digests: {PLAIN-MD5} (1 account, first at line 5). They cannot "
+                     "become the configured scheme without the password: they stay in the store "
+                     "until each user's first login"));
+    auto s = d.store();
+    for (const char* name : {"anna", "bob", "carl", "dora"}) {
+        CAPTURE(name);
+        auto a = s->find_account(std::string(name) + "@example.com");
+        REQUIRE(a->has_value());
+        CHECK((**a).hash.rfind("{SHA512-CRYPT}$6$", 0) == 0);
+    }
+    CHECK((**s->find_account("erik@example.com")).hash.rfind("{PLAIN-MD5}", 0) == 0);
+    CHECK_FALSE(s->find_account("finn@example.com")->has_value());
+    s.reset();
+    // Open the SQLite files themselves: not one clear-text password in them.
+    const std::string bytes = store_bytes(d);
+    REQUIRE(bytes.size() > 1000);
+    for (const char* pw : {"Secret-Plain-pw", "Secret-Clear-pw", "Secret-B64-pw",
+                           "U2VjcmV0LUI2NC1wdw", "Secret-Hex-pw", "5365637265742d4865782d7077",
+                           "Secret-Trunc", "{PLAIN}", "{CLEARTEXT}"}) {
+        CAPTURE(pw);
+        CHECK_FALSE(has(bytes, pw));
+        CHECK_FALSE(has(r.out + r.err, pw));
+    }
+
+    // A re-import of the same clear text changes nothing (the stored hash is kept).
+    auto again = d.import(f, "dovecot-passwd-file", {"--json"});
+    REQUIRE(again.exit_code == 0);
+    CHECK(nlohmann::json::parse(again.out)["unchanged"] == 5);
+
+    // Broken encodings are errors on their line.
+    auto bad = d.write("bad", "gus:{PLAIN.HEX}zz\nhal:{PLAIN.B64}@@@\nivy:{PLAIN.ROT13}x\n");
+    auto b = d.import(bad, "dovecot-passwd-file");
+    CHECK(b.exit_code == 1);
+    CHECK(has(b.err, bad + ":1: error: gus@example.com: the clear-text value is not valid hex"));
+    CHECK(has(b.err, bad + ":2: error: hal@example.com: the clear-text value is not valid base64"));
+    CHECK(has(b.err, bad + ":3: error: ivy@example.com: unknown encoding suffix"));
+}
+
+TEST_CASE("case variants of one user: in the file, and against accounts of older versions") {
+    Dir d;
+    {
+        auto s = d.store();
+        mf::UnixTime created = 1000; // Dora@ is older than DORA@
+        for (const char* name : {"Carl@example.com", "Dora@example.com", "DORA@example.com"}) {
+            mf::Account a;
+            a.name = name;
+            a.created = created++;
+            a.provider = "old";
+            a.state = mf::AccountState::verified;
+            a.hash = kShaPw;
+            REQUIRE(s->create_account(a, {"test", "", ""}).ok());
+        }
+    }
+    // Anna twice with one password: counted once; Bob twice with two: neither imported.
+    auto f = d.write("users", "Anna:{PLAIN}a\nanna@EXAMPLE.com:{PLAIN}a\n"
+                              "BOB:{PLAIN}b1\nbob@example.com:{PLAIN}b2\n");
+    auto r = d.import(f, "dovecot-passwd-file");
+    CHECK(r.exit_code == 1);
+    CHECK(has(r.out, f + ":2: note: anna@example.com: same account and password as line 1 (as "
+                         "Anna: the same user in another letter case"));
+    CHECK(has(r.err, f + ":4: error: bob@example.com: also at line 3 (as BOB: the "
+                         "same user in another letter case"));
+    CHECK(has(r.err, f + ":3: error: bob@example.com: also at line 4"));
+
+    // Carl is stored as Carl@: imported onto that account, no second one. Dora is stored
+    // twice: a conflict the admin has to see.
+    auto g = d.write("more", "carl:{PLAIN}c\ndora:" + kShaPw + "\n");
+    auto m = d.import(g, "dovecot-passwd-file");
+    CHECK(m.exit_code == 1);
+    CHECK(has(m.err, g + ":2: error: dora@example.com: the store already holds 2 accounts for "
+                         "this user, differing only in letter case (Dora@example.com, "
+                         "DORA@example.com)"));
+    auto h = d.write("carl", "carl:{PLAIN}c\n");
+    auto c = d.import(h, "dovecot-passwd-file", {"--json"});
+    REQUIRE_MESSAGE(c.exit_code == 0, c.out << c.err);
+    auto j = nlohmann::json::parse(c.out);
+    CHECK(j["updated"] == 1);
+    CHECK(j["created"] == 0);
+    auto s = d.store();
+    CHECK_FALSE(s->find_account("carl@example.com")->has_value());
+    CHECK((**s->find_account("Carl@example.com")).hash.rfind("{SHA512-CRYPT}", 0) == 0);
+    CHECK(s->list_accounts()->size() == 3);
 }

@@ -28,6 +28,11 @@
 //                        domain, domainalias, relaydomain, alias, dlist and forward lines
 //                        are skipped with a reason; a disabled account is skipped; a
 //                        password without {SCHEME} is clear text (hashed here).
+// In every format no readable password reaches the store: clear-text values ({PLAIN},
+// {CLEAR}, {CLEARTEXT}, also .B64/.HEX-encoded, and bare clear text) are hashed at once
+// with the configured [hash] scheme and the copies wiped; {PLAIN-TRUNC} is skipped (no
+// hash can mean the same). Unsalted digests ({PLAIN-MD5}, {SHA}, {NTLM}, …) cannot be
+// rehashed without the password: they are kept, noted, and replaced at the first login.
 // A line that cannot be imported — malformed, a name the identity map refuses, a hash we
 // cannot verify, a duplicate with another hash — is an error with its line number; the
 // caller decides whether any error stops the whole file.
@@ -112,6 +117,11 @@ struct ImportOptions {
     // clear-text value that matches the stored hash keeps that hash instead of a new salt,
     // so importing the same clear-text export again changes nothing.
     std::function<std::optional<std::string>(const std::string& canonical)> stored_hash;
+    // The names the store has for a canonical name in any letter case, exact first, then
+    // oldest (Store::find_account_variants). With it, an account of an old server that
+    // ignores case, stored by an older version under another spelling, is imported onto
+    // that account; several such accounts are a conflict (an error on the line).
+    std::function<std::vector<std::string>(const std::string& canonical)> stored_variants;
 };
 
 struct ImportAccount {
