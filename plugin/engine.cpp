@@ -256,6 +256,18 @@ std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const
             log::warning(who + ": " + r.error().message());
         }
     }
+    // A seal that failed at the first login (spool disk full) is retried while the user
+    // logs in with the password: one stat() when the entry is there, no write.
+    if (queue::needs_seal(cfg, acct)) {
+        std::unique_lock lk(hook_mu);
+        ProvisionedHook h = hook;
+        lk.unlock();
+        if (auto r = h ? h(id, password) : make_error("no provisioned hook"); r) {
+            note += "; password sealed again for the copy";
+        } else {
+            log::warning(who + ": the copy still has no sealed password: " + r.error().message());
+        }
+    }
     guard->accepted(*verdict);
     AuthResult res = answer(AuthStatus::ok, name, note);
     res.extra = extra_fields(id);

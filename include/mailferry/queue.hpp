@@ -12,7 +12,8 @@
 // server that hosts us.
 // Errors: the hook returns the first thing that went wrong (the engine logs it; the login
 // stays OK). The job is enqueued even when sealing failed, so the account shows up as a
-// failed copy with the reason instead of silently never being copied.
+// failed copy with the reason instead of silently never being copied; the next login that
+// has the password seals it again (needs_seal()).
 #pragma once
 
 #include "mailferry/config.hpp"
@@ -30,6 +31,12 @@ Millis backoff(const WorkerConfig& w, unsigned attempts);
 
 // The hook for Engine::set_provisioned_hook(). `cfg` and `store` must outlive it.
 ProvisionedHook make_provisioned_hook(const Config& cfg, Store& store);
+
+// True when a login answered from the store should run the provisioned hook again (seal,
+// enqueue, wake): the account's copy still needs its password (first copy not done, or
+// keep_until = cutover) and the spool has no entry for it — a seal that failed at the
+// first login. One stat(), no write; false without a [target].
+bool needs_seal(const Config& cfg, const Account& acct);
 
 // Tells a worker there is work: rewrites `wake_file` (created 0660), which wakes a worker
 // watching it (inotify) and triggers a systemd path unit (PathModified=).
