@@ -237,6 +237,48 @@ bool next_string(std::string_view line, std::size_t& pos, std::string& out, std:
     return false;
 }
 
+namespace {
+
+// VRFY's "[(mode)] user password [address]" or NEW's "[(mode)] user", from `pos` to the
+// end of the line, into `r` (`tmp` is the caller's wiped scratch string).
+bool parse_account_args(std::string_view line, std::size_t& pos, Request& r, std::string& tmp,
+                        std::string& error) {
+    const bool vrfy = r.word == "VRFY";
+    skip_spaces(line, pos);
+    if (pos < line.size() && line[pos] == '(' && !read_mode(line, pos, r.mode, error)) {
+        return false;
+    }
+    if (!next_string(line, pos, tmp, error)) {
+        error = (error == "missing argument" ? std::string("missing account name") : error) +
+                (vrfy ? "; expected: n VRFY [(mode)] user@domain password"
+                      : "; expected: n NEW user@domain");
+        return false;
+    }
+    r.user = tmp;
+    if (vrfy) {
+        if (!next_string(line, pos, tmp, error)) {
+            error = (error == "missing argument" ? std::string("missing password") : error) +
+                    "; expected: n VRFY [(mode)] user@domain password";
+            return false;
+        }
+        r.password = Secret(tmp);
+        skip_spaces(line, pos);
+        if (pos < line.size() && line[pos] == '[' && !read_address(line, pos, r.client_ip, error)) {
+            return false;
+        }
+    }
+    skip_spaces(line, pos);
+    if (pos < line.size()) {
+        error =
+            vrfy ? "unexpected text after the password" : "unexpected text after the account name";
+        return false;
+    }
+    r.command = vrfy ? Command::vrfy : Command::new_account;
+    return true;
+}
+
+} // namespace
+
 Parsed parse_request(std::string_view line) {
     Parsed p;
     if (!line.empty() && line.back() == '\r') {
@@ -279,40 +321,9 @@ Parsed parse_request(std::string_view line) {
         r.command = Command::intf;
         r.version = tmp;
     } else if (r.word == "VRFY" || r.word == "NEW") {
-        const bool vrfy = r.word == "VRFY";
-        skip_spaces(line, pos);
-        if (pos < line.size() && line[pos] == '(' && !read_mode(line, pos, r.mode, p.error)) {
+        if (!parse_account_args(line, pos, r, tmp, p.error)) {
             return p;
         }
-        if (!next_string(line, pos, tmp, p.error)) {
-            p.error =
-                (p.error == "missing argument" ? std::string("missing account name") : p.error) +
-                (vrfy ? "; expected: n VRFY [(mode)] user@domain password"
-                      : "; expected: n NEW user@domain");
-            return p;
-        }
-        r.user = tmp;
-        if (vrfy) {
-            if (!next_string(line, pos, tmp, p.error)) {
-                p.error =
-                    (p.error == "missing argument" ? std::string("missing password") : p.error) +
-                    "; expected: n VRFY [(mode)] user@domain password";
-                return p;
-            }
-            r.password = Secret(tmp);
-            skip_spaces(line, pos);
-            if (pos < line.size() && line[pos] == '[' &&
-                !read_address(line, pos, r.client_ip, p.error)) {
-                return p;
-            }
-        }
-        skip_spaces(line, pos);
-        if (pos < line.size()) {
-            p.error = vrfy ? "unexpected text after the password"
-                           : "unexpected text after the account name";
-            return p;
-        }
-        r.command = vrfy ? Command::vrfy : Command::new_account;
     } else if (r.word == "QUIT") {
         r.command = Command::quit;
     } else if (r.word.rfind("SASL", 0) == 0) {
