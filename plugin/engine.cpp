@@ -99,6 +99,10 @@ struct Engine::Impl {
                          const std::string& who, const Guard::Verdict& verdict,
                          const std::string& how);
     std::vector<std::pair<std::string, std::string>> extra_fields(const Identity& id) const;
+    // The guard's answer when it refuses this client whatever the check (per-client and
+    // per-address limits, negative cache); nothing is written. nullopt: go on.
+    std::optional<AuthResult> guard_refusal(const AuthRequest& req, const std::string& name,
+                                            const Secret& password);
 };
 
 namespace {
@@ -184,6 +188,11 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
         // verify at the old server instead, as for a first login.
     }
 
+    // A client the guard refuses anyway does not queue for the account lock, so a
+    // guesser hammering an account cannot starve its right user's first login.
+    if (auto r = guard_refusal(req, id->canonical, password)) {
+        return std::move(*r);
+    }
     // First login: one process at a time per account, so two simultaneous first logins
     // provision once.
     Millis wait = id->provider->timeout + cfg.store.busy_timeout;
@@ -208,6 +217,22 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
         }
     }
     return first_login(req, *id, *acct, password, who);
+}
+
+std::optional<AuthResult> Engine::Impl::guard_refusal(const AuthRequest& req,
+                                                      const std::string& name,
+                                                      const Secret& password) {
+    auto v = guard->begin(name, req.client_ip, password, Guard::Check::stored_hash, false);
+    if (!v) {
+        return answer(AuthStatus::tempfail, name, v.error().message());
+    }
+    if (v->refuse) {
+        return answer(AuthStatus::tempfail, name, *v->refuse);
+    }
+    if (v->known_wrong) {
+        return answer(AuthStatus::fail, name, *v->known_wrong);
+    }
+    return std::nullopt;
 }
 
 std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const Identity& id,

@@ -96,7 +96,7 @@ std::string window_note(std::int64_t n) {
 } // namespace
 
 Result<Guard::Verdict> Guard::begin(const std::string& account, std::string_view ip,
-                                    const Secret& password, Check where) {
+                                    const Secret& password, Check where, bool record) {
     Verdict v;
     const bool old_server = where == Check::old_server;
     const std::string from =
@@ -135,7 +135,7 @@ Result<Guard::Verdict> Guard::begin(const std::string& account, std::string_view
             return false;
         }
         if (!old_server) {
-            return true; // the stored hash: the account's failures never limit it
+            return record; // the stored hash: the account's failures never limit it
         }
         const std::int64_t acct = t.failures.back();
         const std::int64_t budget = cfg_.max_failures_per_account;
@@ -145,7 +145,7 @@ Result<Guard::Verdict> Guard::begin(const std::string& account, std::string_view
                        window_note(acct);
             return false;
         }
-        return true;
+        return record;
     };
     auto rows = store_->begin_guard_attempt(a, go);
     if (!rows) {

@@ -68,9 +68,11 @@ class Guard {
     };
 
     // Counts, decides and, when the check may go ahead, records the pending attempt. An
-    // error (store busy, locked, full) means: answer TEMPFAIL, check nothing.
+    // error (store busy, locked, full) means: answer TEMPFAIL, check nothing. With
+    // record = false it only decides and writes nothing (pending stays empty): the engine
+    // asks so before the account lock, so refused guessers do not queue for it.
     Result<Verdict> begin(const std::string& account, std::string_view ip, const Secret& password,
-                          Check where);
+                          Check where, bool record = true);
 
     // The password was wrong: the attempt becomes a failure; with `remember`, the password
     // is cached as rejected. An error means the failure may not be recorded yet: answer
