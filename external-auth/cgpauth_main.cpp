@@ -117,7 +117,9 @@ class Handlers {
             mf::log::info(who + ": account name refused: " + id.error().message());
             return {"ERROR", "invalid account name"};
         }
-        auto acct = engine_.store().find_account(id->canonical);
+        // As a login finds it (any letter case for a case-insensitive old server).
+        auto acct = mf::find_login_account(engine_.store(), id->canonical,
+                                           id->provider->case_insensitive, nullptr);
         if (!acct) {
             mf::log::warning(who + ": " + acct.error().message());
             return {"ERROR", kTemporary};

@@ -90,10 +90,16 @@ int lookup(mf::Engine& engine, const std::string& login, const std::string& who)
         mf::log::info(who + ": lookup: login refused: " + id.error().message());
         return cp::kExitUnknownUser;
     }
-    auto acct = engine.store().find_account(id->canonical);
+    // As a login finds it: any letter case for a case-insensitive old server, and an
+    // account an older version stored under another spelling keeps that name.
+    auto acct = mf::find_login_account(engine.store(), id->canonical,
+                                       id->provider->case_insensitive, nullptr);
     if (!acct) {
         mf::log::warning(who + ": lookup: " + acct.error().message());
         return cp::kExitTemporary;
+    }
+    if (acct->has_value()) {
+        mf::use_stored_name(*id, (**acct).name);
     }
     if (!acct->has_value() || !mf::is_migrated((**acct).state)) {
         mf::log::info(who + ": lookup: " + id->canonical + " is not migrated (" +
