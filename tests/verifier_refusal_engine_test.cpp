@@ -2,9 +2,10 @@
 // a real Dovecot refuses the RIGHT password (its password database fails: IMAP NO
 // [UNAVAILABLE]; the user's old client holds the POP3 lock: -ERR [IN-USE]), and the engine
 // answers TEMPFAIL, counts no guard failure and caches nothing — the same right password
-// succeeds at once when the old server can decide again. Plus the old servers that send
-// no response codes (Courier, Cyrus): their wrong-password wording is still a rejection,
-// their right password still ok.
+// succeeds at once when the old server can decide again. Cyrus, which sends no codes,
+// refuses the right password with "NO generic failure" while its saslauthd is down: the
+// same TEMPFAIL (before the refusal judge this was FAIL and locked the user out). And the
+// old servers without codes (Courier, Cyrus) still reject a wrong password by its words.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -46,6 +47,19 @@ std::string write_config(const mft::TempDir& dir, const std::string& provider) {
 
 // Dovecot's POP3 waits 10 s for the session lock (src/pop3/pop3-client.c,
 // session_dotlock_set.timeout) before it answers -ERR [IN-USE]: the timeout is above that.
+// Cyrus' processes serve many connections on one reading of imapd.conf: `from` → `to` in
+// it, then a restart on the same port and data.
+void edit_cyrus_conf(mft::CyrusServer& cyrus, const std::string& from, const std::string& to) {
+    const std::string conf = cyrus.dir() + "/imapd.conf";
+    std::string text = mft::read_file(conf);
+    auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, from.size(), to);
+    cyrus.stop();
+    mft::write_file(conf, text, 0644);
+    cyrus.start();
+}
+
 std::string provider(const char* protocol, std::uint16_t port, const std::string& ca) {
     return std::string("protocol = \"") + protocol +
            "\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(port) +
@@ -206,4 +220,39 @@ TEST_CASE("courier and cyrus send no codes: their wrong-password words are a rej
         r = vt::verify(p, "anna", kPw);
         CHECK_MESSAGE(r.status == VerifyStatus::ok, r.detail);
     }
+}
+
+TEST_CASE("cyrus refuses the right password without a code while saslauthd is down: TEMPFAIL") {
+    // Cyrus answers AUTHENTICATE with SASL's own words and no code. With its password
+    // check pointed at a saslauthd that is not there, the RIGHT password gets a codeless
+    // NO: before the refusal judge this was a rejection (guard failure, negative cache).
+    mft::TempDir dir;
+    mft::CyrusOptions co;
+    co.label = "vref-cyrus-down";
+    co.users = {{"anna", kPw}};
+    mft::CyrusServer cyrus(co);
+    auto engine = open_engine(write_config(
+        dir,
+        "protocol = \"imap\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(cyrus.imap_port()) +
+            "\ntls = \"none\"\nlogin_form = \"local_part\"\ntimeout = \"5s\"\n"));
+    const std::string auxprop = "sasl_pwcheck_method: auxprop\n";
+    const std::string down =
+        "sasl_pwcheck_method: saslauthd\nsasl_saslauthd_path: " + dir.file("no-saslauthd/mux") +
+        "\n";
+    edit_cyrus_conf(cyrus, auxprop, down);
+
+    auto p = vt::provider(mf::Protocol::imap, cyrus.imap_port(), mf::TlsMode::none, "");
+    auto v = vt::verify(p, "anna", kPw);
+    CHECK_MESSAGE(v.status == VerifyStatus::unavailable, v.detail);
+    CHECK_MESSAGE(v.detail.find("NO ") != std::string::npos, v.detail);
+    CHECK(v.detail.find("server said: A002 NO [") == std::string::npos); // no code
+    for (int i = 0; i < 3; ++i) {
+        auto r = login(*engine, kPw);
+        CHECK_MESSAGE(r.status == AuthStatus::tempfail, r.message);
+    }
+
+    edit_cyrus_conf(cyrus, down, auxprop); // saslauthd is back, so to speak
+    auto r = login(*engine, kPw);
+    CHECK_MESSAGE(r.status == AuthStatus::ok, r.message);
+    CHECK(r.first_login);
 }

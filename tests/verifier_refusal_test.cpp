@@ -53,8 +53,10 @@ const std::vector<Row> kRealServers = {
     // Cyrus IMAP 3.6.1 (Debian bookworm): AUTHENTICATE answers with Cyrus SASL's
     // sasl_errstring(SASL_BADAUTH) — seen for a wrong password and an unknown user in
     // verifier_refusal_engine_test.cpp; LOGIN uses "%s NO Login failed: %s" (imapd binary).
+    // With its saslauthd down, the right password gets SASL_FAIL's words (seen there too).
     {Protocol::imap, "A002 NO authentication failure", kNo, "Cyrus IMAP 3.6 AUTHENTICATE"},
     {Protocol::imap, "A002 NO Login failed: authentication failure", kNo, "Cyrus IMAP 3.6 LOGIN"},
+    {Protocol::imap, "A002 NO generic failure", kTemp, "Cyrus IMAP 3.6 AUTHENTICATE, saslauthd down: the RIGHT password"},
     {Protocol::imap, "A002 NO Login failed: generic failure", kTemp, "Cyrus LOGIN, SASL_FAIL (not a wrong password)"},
     // Exchange: "aYKG NO LOGIN failed." (Exchange 2013 Test-ImapConnectivity output, Clint
     // Boessen's blog, 2018-03); "4 NO AUTHENTICATE failed." (Exchange, AUTHENTICATE PLAIN;
