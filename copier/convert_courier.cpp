@@ -181,10 +181,13 @@ Result<void> convert_subscriptions(const fs::path& root, CourierConversion& repo
 Result<CourierConversion> convert_courier_to_dovecot(const std::string& root, bool write,
                                                      bool overwrite) {
     CourierConversion report;
-    auto src = source::open_maildir(root);
+    auto src = source::open_maildir(root); // symbolic links are not followed
     auto folders = src->folders();
     if (!folders) {
         return folders.error();
+    }
+    for (const auto& p : src->tree_problems()) {
+        report.skipped.push_back(p.folder + ": " + p.reason);
     }
     for (const auto& f : *folders) {
         if (f.noselect) {

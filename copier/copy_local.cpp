@@ -491,6 +491,9 @@ Result<Summary> copy_local(const Endpoint& from, const Endpoint& to, const Optio
     if (!folders) {
         return folders.error();
     }
+    for (const auto& p : (*src)->tree_problems()) { // links not followed: reported, not lost
+        sum.skipped.push_back(Skipped{p.folder, 0, 0, p.reason});
+    }
     std::map<std::string, const source::Folder*> by_wire;
     Listing list = source_listing(*folders, by_wire);
     SharedProgress shared;

@@ -493,6 +493,9 @@ Result<Summary> copy_to_maildir(const Endpoint& from, const Endpoint& to, const 
     if (!folders) {
         return folders.error();
     }
+    for (const auto& p : (*src)->tree_problems()) { // links not followed: reported, not lost
+        sum.skipped.push_back(Skipped{p.folder, 0, 0, p.reason});
+    }
     std::map<std::string, const source::Folder*> by_wire;
     Listing list = source_listing(*folders, by_wire);
     auto dst_list = tree_listing(**tree);

@@ -25,14 +25,14 @@ Result<std::unique_ptr<source::Source>> open_source(const Endpoint& from, const 
         return source::open_imap(from, opts);
     }
     if (spec.rfind("maildir:", 0) == 0 && spec.size() > 8) {
-        return source::open_maildir(spec.substr(8));
+        return source::open_maildir(spec.substr(8), opts.follow_symlinks);
     }
     for (auto [scheme, q] : {std::pair{"mbox:", source::MboxQuoting::none},
                              std::pair{"mboxrd:", source::MboxQuoting::mboxrd},
                              std::pair{"mboxo:", source::MboxQuoting::mboxo}}) {
         std::string_view sv(scheme);
         if (spec.rfind(sv, 0) == 0 && spec.size() > sv.size()) {
-            return source::open_mbox(spec.substr(sv.size()), q);
+            return source::open_mbox(spec.substr(sv.size()), q, opts.follow_symlinks);
         }
     }
     return make_error("open source \"" + spec + "\"",

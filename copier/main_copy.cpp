@@ -387,6 +387,7 @@ how many runs in a row skipped it) / verify mismatch / login refused / unusable 
     std::string rename_file;
     bool subscribed_only = false;
     bool pop3_delete = false;
+    bool follow_symlinks = false;
     std::string before;
     std::string after;
     bool no_sanitize = false;
@@ -426,6 +427,9 @@ how many runs in a row skipped it) / verify mismatch / login refused / unusable 
     app.add_flag("--subscribed-only", subscribed_only, "copy only subscribed folders");
     app.add_flag("--pop3-delete", pop3_delete,
                  "(POP3 source) delete each message from the server once the target has it");
+    app.add_flag("--follow-symlinks", follow_symlinks,
+                 "(maildir:/mbox: source) read through symbolic links in the tree, each "
+                 "directory once; without it linked folders and files are skipped and listed");
     app.add_option("--before", before, "only messages received before YYYY-MM-DD (UTC)");
     app.add_option("--after", after, "only messages received on or after YYYY-MM-DD (UTC)");
     app.add_flag("--no-sanitize", no_sanitize, "keep folder names exactly, even if refused");
@@ -520,6 +524,10 @@ how many runs in a row skipped it) / verify mismatch / login refused / unusable 
             throw UsageError{"--pop3-delete needs a pop3s://, pop3:// or pop3+plain:// source"};
         }
         opts.pop3_delete = pop3_delete;
+        if (follow_symlinks && from.local.empty()) {
+            throw UsageError{"--follow-symlinks needs a maildir:, mbox:, mboxrd: or mboxo: source"};
+        }
+        opts.follow_symlinks = follow_symlinks;
         if (!before.empty()) {
             opts.filters.before = parse_day(before, "--before");
         }

@@ -50,6 +50,13 @@ struct Message {
     std::uint32_t keep_uid = 0;
 };
 
+// A folder of a local tree that folders() left out (a symbolic link not followed, a
+// directory reached twice), and why; the copier lists it as skipped.
+struct TreeProblem {
+    std::string folder; // UTF-8 name as it would have been listed
+    std::string reason; // "PATH: why"
+};
+
 struct FolderContents {
     std::uint32_t uidvalidity = 0;
     // The old server's next UID (IMAP UIDNEXT, the uidlist's next UID); 0: not known. A
@@ -77,6 +84,8 @@ class Source {
         (void)f;
         (void)next;
     }
+    // What the last folders() left out of a local tree (empty for network sources).
+    [[nodiscard]] virtual std::vector<TreeProblem> tree_problems() const { return {}; }
     // Deletes these messages from the source, all or none; returns how many. Only POP3
     // implements it (Options::pop3_delete); every other source refuses.
     virtual Result<std::size_t> remove(const Folder& f, const std::vector<Message>& ms) {

@@ -2,6 +2,7 @@
 #include "source_maildir.hpp"
 
 #include "mutf7.hpp"
+#include "source_links.hpp"
 #include "source_maildir_parse.hpp"
 
 #include <algorithm>
@@ -129,7 +130,10 @@ std::map<std::string, std::vector<std::string>> read_courier_keywords(const fs::
 
 class MaildirSource final : public Source {
   public:
-    explicit MaildirSource(std::string root) : root_(std::move(root)) {}
+    MaildirSource(std::string root, bool follow_symlinks)
+        : root_(std::move(root)), links_(follow_symlinks) {}
+
+    [[nodiscard]] std::vector<TreeProblem> tree_problems() const override { return problems_; }
 
     [[nodiscard]] std::string label() const override { return "maildir:" + root_; }
 
@@ -143,10 +147,17 @@ class MaildirSource final : public Source {
         inbox.parts = {"INBOX"};
         inbox.locator = root_;
         found[inbox.parts] = inbox;
+        links_ = LinkPolicy(links_.follow());
+        problems_.clear();
+        std::string why;
+        (void)links_.enter(root_, why);
         std::error_code ec;
         for (const auto& e : fs::directory_iterator(root_, ec)) {
             std::string n = e.path().filename().string();
             if (n.size() > 1 && n[0] == '.' && n != ".." && is_maildir(e.path())) {
+                if (!walk_into(e, split(n.substr(1), '.'))) {
+                    continue;
+                }
                 if (auto r = add(found, split(n.substr(1), '.'), e.path()); !r) {
                     return r.error();
                 }
@@ -213,6 +224,10 @@ class MaildirSource final : public Source {
             for (const auto& e : fs::directory_iterator(dir / sub, ec)) {
                 std::string n = e.path().filename().string();
                 if (n.empty() || n[0] == '.') {
+                    continue;
+                }
+                if (links_.refuses(e)) {
+                    out.problems.push_back(LinkPolicy::refusal_text(dir / sub / n));
                     continue;
                 }
                 if (!e.is_regular_file(ec)) {
@@ -284,7 +299,7 @@ class MaildirSource final : public Source {
     Result<void> read(const Folder& f, const Message& m, const Sink& sink) override {
         fs::path p = fs::path(f.locator) / m.locator;
         std::string what = "read " + p.string();
-        int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | (links_.follow() ? 0 : O_NOFOLLOW));
         if (fd < 0) {
             return make_error(what, std::strerror(errno), Scope::message);
         }
@@ -335,6 +350,24 @@ class MaildirSource final : public Source {
     }
 
   private:
+    // Whether the walk may go into folder directory `e` (named `wire`): a link only when
+    // following, and no directory twice; what is left out is reported.
+    bool walk_into(const fs::directory_entry& e, const std::vector<std::string>& wire) {
+        std::string why;
+        if (links_.refuses(e)) {
+            why = LinkPolicy::refusal_text(e.path());
+        } else if (links_.enter(e.path(), why)) {
+            return true;
+        }
+        std::string name;
+        for (const auto& w : wire) {
+            auto d = imap::mutf7_decode(w);
+            name += (name.empty() ? "" : "/") + (d ? *d : w);
+        }
+        problems_.push_back({name, why});
+        return false;
+    }
+
     Result<void> add(std::map<std::vector<std::string>, Folder>& found,
                      const std::vector<std::string>& wire, const fs::path& dir) {
         Folder f;
@@ -368,6 +401,9 @@ class MaildirSource final : public Source {
             }
             auto parts = prefix;
             parts.push_back(n);
+            if (!walk_into(e, parts)) {
+                continue;
+            }
             if (is_maildir(e.path())) {
                 if (auto r = add(found, parts, e.path()); !r) {
                     return r;
@@ -460,6 +496,8 @@ class MaildirSource final : public Source {
     }
 
     std::string root_;
+    LinkPolicy links_;
+    std::vector<TreeProblem> problems_; // of the last folders()
 };
 
 } // namespace
@@ -586,8 +624,8 @@ std::optional<std::uint64_t> name_wire_size(const std::string& name) {
 
 } // namespace maildir
 
-std::unique_ptr<Source> open_maildir(const std::string& root) {
-    return std::make_unique<MaildirSource>(root);
+std::unique_ptr<Source> open_maildir(const std::string& root, bool follow_symlinks) {
+    return std::make_unique<MaildirSource>(root, follow_symlinks);
 }
 
 } // namespace mf::copy::source

@@ -27,6 +27,8 @@
 
 namespace mf::copy::source {
 
-std::unique_ptr<Source> open_maildir(const std::string& root);
+// follow_symlinks: read through symbolic links in the tree (each directory once); without
+// it a linked folder or message file is left out and reported (source_links.hpp).
+std::unique_ptr<Source> open_maildir(const std::string& root, bool follow_symlinks = false);
 
 } // namespace mf::copy::source

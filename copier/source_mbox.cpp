@@ -4,6 +4,7 @@
 
 #include "copy_state.hpp"
 #include "mutf7.hpp"
+#include "source_links.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -601,13 +602,16 @@ std::string decode_name(const std::string& raw) {
 
 class MboxSource final : public Source {
   public:
-    MboxSource(std::string spec, MboxQuoting q) : spec_(std::move(spec)), q_(q) {
+    MboxSource(std::string spec, MboxQuoting q, bool follow)
+        : spec_(std::move(spec)), q_(q), links_(follow) {
         root_ = spec_;
         if (auto at = spec_.rfind(":INBOX="); at != std::string::npos) {
             root_ = spec_.substr(0, at);
             inbox_ = spec_.substr(at + 7);
         }
     }
+
+    [[nodiscard]] std::vector<TreeProblem> tree_problems() const override { return problems_; }
 
     [[nodiscard]] std::string label() const override {
         switch (q_) {
@@ -639,9 +643,15 @@ class MboxSource final : public Source {
                               Scope::account);
         }
         std::string inbox = inbox_;
+        links_ = LinkPolicy(links_.follow());
+        problems_.clear();
+        std::string why;
+        (void)links_.enter(root_, why);
         for (const char* n : {"inbox", "INBOX"}) {
             std::error_code ec;
-            if (inbox.empty() && fs::is_regular_file(fs::path(root_) / n, ec)) {
+            if (inbox.empty() && !links_.follow() && fs::is_symlink(fs::path(root_) / n, ec)) {
+                problems_.push_back({"INBOX", LinkPolicy::refusal_text(fs::path(root_) / n)});
+            } else if (inbox.empty() && fs::is_regular_file(fs::path(root_) / n, ec)) {
                 inbox = (fs::path(root_) / n).string();
             }
         }
@@ -766,6 +776,7 @@ class MboxSource final : public Source {
     Result<void> walk(std::map<std::vector<std::string>, Folder>& found, const fs::path& dir,
                       const std::vector<std::string>& prefix, const std::string& inbox) {
         std::error_code ec;
+        std::string why;
         std::vector<fs::directory_entry> entries;
         for (const auto& e : fs::directory_iterator(dir, ec)) {
             entries.push_back(e);
@@ -789,7 +800,10 @@ class MboxSource final : public Source {
             Folder f;
             f.parts = parts;
             f.locator = e.path().string();
-            if (e.is_directory(ec)) {
+            if (links_.refuses(e) || (e.is_directory(ec) && !links_.enter(e.path(), why))) {
+                problems_.push_back(
+                    {f.name(), links_.refuses(e) ? LinkPolicy::refusal_text(e.path()) : why});
+            } else if (e.is_directory(ec)) {
                 f.noselect = true;
                 found.emplace(parts, f);
                 if (prefix.size() < 64) {
@@ -849,6 +863,8 @@ class MboxSource final : public Source {
     std::string root_;
     std::string inbox_;
     MboxQuoting q_;
+    LinkPolicy links_;
+    std::vector<TreeProblem> problems_; // of the last folders()
 };
 
 int month_of(std::string_view s) {
@@ -1017,8 +1033,9 @@ std::optional<std::int64_t> mbox_from_date(std::string_view line) {
     return static_cast<std::int64_t>(t);
 }
 
-std::unique_ptr<Source> open_mbox(const std::string& spec, MboxQuoting quoting) {
-    return std::make_unique<MboxSource>(spec, quoting);
+std::unique_ptr<Source> open_mbox(const std::string& spec, MboxQuoting quoting,
+                                  bool follow_symlinks) {
+    return std::make_unique<MboxSource>(spec, quoting, follow_symlinks);
 }
 
 } // namespace mf::copy::source

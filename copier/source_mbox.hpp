@@ -72,7 +72,10 @@ enum class MboxQuoting {
 };
 
 // `spec` is what follows "mbox:" / "mboxrd:" / "mboxo:": PATH[:INBOX=FILE].
-std::unique_ptr<Source> open_mbox(const std::string& spec, MboxQuoting quoting);
+// follow_symlinks: as for open_maildir (source_links.hpp); PATH and INBOX= themselves are
+// the caller's choice and always opened.
+std::unique_ptr<Source> open_mbox(const std::string& spec, MboxQuoting quoting,
+                                  bool follow_symlinks = false);
 
 // The date of a From_ line ("From sender Wed Jan  3 10:00:00 2024 [+0200]", without the
 // line break), or nothing when Dovecot would not take the line for a From_ line.

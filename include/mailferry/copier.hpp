@@ -112,6 +112,10 @@ struct Options {
     // holds it (its APPEND answered with the target UID and recorded in the state file);
     // the server removes them at QUIT, so a dropped session deletes nothing. Off by default.
     bool pop3_delete = false;
+    // A local source (maildir:, mbox:): read through symbolic links inside the tree, each
+    // directory once. Off: a linked folder or message is skipped and reported, since a
+    // link in a copied tree may point at another user's mail or anywhere on this host.
+    bool follow_symlinks = false;
 };
 
 struct Progress {
