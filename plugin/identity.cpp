@@ -294,10 +294,11 @@ Result<Identity> IdentityMap::resolve(std::string_view login) const {
     Address old{typed->local, old_domain_of(renames_, typed->domain)};
     Address canonical;
     // A new name from the conflict map: as typed, or folded when its old server folds.
-    Address lowered = *typed;
-    lower_ascii(lowered.local);
-    auto hit = canonical_to_login_.find(typed->full());
-    if (hit == canonical_to_login_.end()) {
+    auto hit = canonical_to_login_.empty() ? canonical_to_login_.end()
+                                           : canonical_to_login_.find(typed->full());
+    if (hit == canonical_to_login_.end() && !canonical_to_login_.empty()) {
+        Address lowered = *typed;
+        lower_ascii(lowered.local);
         hit = canonical_to_login_.find(lowered.full());
         if (hit != canonical_to_login_.end()) {
             const Served* s = serving(served_, split(hit->second).domain);

@@ -121,7 +121,7 @@ Value braced(std::string_view value, const HashConfig& cfg) {
     Value v;
     std::string reason;
     const ValueKind kind = import_detail::value_kind(value);
-    const std::string label = import_detail::scheme_label(value);
+    const std::string label = kind == ValueKind::hash ? "" : import_detail::scheme_label(value);
     if (kind == ValueKind::plain) {
         auto clear = import_detail::plain_password(value, &reason);
         if (!clear || clear->empty()) {
