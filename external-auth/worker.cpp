@@ -198,6 +198,12 @@ Result<std::unique_ptr<Worker>> Worker::create(const Config& cfg, const Options&
     w->inotify_fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (w->inotify_fd >= 0) {
         std::string dir = dir_of(w->cfg.worker.wake_file);
+        // On a fresh install the spool directory (the wake file's by default) appears only
+        // at the first seal: made now, as the spool makes it, or the worker would not be
+        // watching and each new job would wait for poll_interval.
+        if (auto r = spool::detail::ensure_dir(dir, 02770); !r) {
+            log::info("worker: " + r.error().message());
+        }
         if (::inotify_add_watch(w->inotify_fd, dir.c_str(),
                                 IN_CLOSE_WRITE | IN_MOVED_TO | IN_ATTRIB) < 0) {
             log::info("worker: not watching " + dir + " (" + errno_text(errno) +
