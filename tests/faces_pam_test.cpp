@@ -383,7 +383,7 @@ TEST_CASE("end to end: a NEW Dovecot with passdb pam (examples/dovecot + example
 
     std::string conf = mft::read_file(std::string(MF_SOURCE_DIR) +
                                       "/examples/dovecot/auth-mailferry-pam.conf.ext");
-    conf = subst(conf, "args = mailferry", "args = " + svc.name());
+    conf = subst(conf, "args = cache_key=%u mailferry", "args = cache_key=%u " + svc.name());
     conf = subst(conf, "uid=vmail gid=vmail home=/var/vmail/%d/%n",
                  "uid=mfvmail gid=mfvmail home=" + w.dir.file("home") + "/%d/%n");
     mft::DovecotOptions n;

@@ -4,7 +4,9 @@
 // built-in provisioner, a [target] for the background copy), starts a "new" Dovecot whose
 // passdb is mailferry-checkpassword (examples/dovecot/auth-mailferry-checkpassword.conf.ext)
 // and a `mailferry worker`, then logs in at the new server with a real IMAP client and
-// shows what mailferry did: the account provisioned, the mail copied folder by folder,
+// shows what mailferry did: the account provisioned, the mail copied folder by folder (the
+// worker logging in at the new server as a master user, as examples/dovecot/auth-mailferry-
+// master.conf.ext, so its connections cost no password hash),
 // the state `synced` as `mailferry status` reports it. Everything runs on 127.0.0.1 in a temp dir
 // removed at the end, following the security model (tests/support/migration_world.hpp): the login
 // helper runs as Dovecot's auth user, the worker as `mailferry`, the only holder of the spool's
@@ -98,6 +100,9 @@ int main(int argc, char** argv) try {
     show_folders("anna's mail at the old server:", wt::counts(w.old, "anna@example.com"));
     say("    new server: IMAP on port " + std::to_string(w.fresh->imap_port()) +
         ", passdb = mailferry-checkpassword");
+    say("    the worker logs in there as the master user " + wt::kMasterUser +
+        " (AUTHENTICATE PLAIN with the account as authzid, checked by a master passdb):"
+        " its connections cost no password hash each");
     say("    mailferry's config (" + w.config + "):");
     run_cli({"check-config", "--config", w.config});
     auto worker = w.start_worker();
