@@ -7,6 +7,9 @@
 // 2. Otherwise log in at the target, plan names, CREATE missing folders and SUBSCRIBE
 //    (pipelined), then sync each changed folder; a folder whose connection breaks is run
 //    again on fresh connections (bounded), the message that broke it skipped and reported.
+//    Up to `connections` sessions per server copy folders in parallel, but only as many
+//    as the messages left to copy can use (useful_connections): a small account's folders
+//    share the one session already logged in.
 //
 // Must never: report an exact copy when anything was skipped; store the list digest (the
 // no-op shortcut) after a run that left anything undone.
@@ -241,6 +244,33 @@ Result<void> detail::create_and_subscribe(CopyContext& ctx, std::vector<FolderPl
 }
 
 namespace {
+
+// How many connections the folders left to copy can use. A helper connection costs a
+// TLS handshake and a login at each server (at a new server whose logins go through a
+// password hash, ~100 ms of its CPU); it pays off only when it has enough messages to copy
+// that its share takes longer than that. Below Options::messages_per_connection messages
+// per connection, the folders share one session: in a campaign, the worker's parallel
+// copies of other accounts already keep both servers busy.
+std::size_t useful_connections(std::size_t per_connection,
+                               const std::vector<const FolderPlan*>& work,
+                               const std::map<std::string, BoxStatus>& status,
+                               const std::map<std::string, FolderRow>& rows) {
+    std::size_t pending = 0;
+    for (const FolderPlan* p : work) {
+        auto sit = status.find(p->src.wire);
+        if (sit == status.end() || per_connection == 0) {
+            return work.size(); // no estimate, or asked for: do not hold the copy back
+        }
+        auto rit = rows.find(p->src.wire);
+        const bool known = rit != rows.end() && rit->second.complete &&
+                           rit->second.src_uidvalidity == sit->second.uidvalidity;
+        // A folder copied before: its new messages (flag changes are cheap); else all.
+        pending += known && sit->second.uidnext >= rit->second.src_uidnext
+                       ? sit->second.uidnext - rit->second.src_uidnext
+                       : sit->second.messages;
+    }
+    return std::max<std::size_t>(1, pending / per_connection);
+}
 
 // One folder, with reconnects: a broken connection gets fresh ones and the folder runs
 // again (progress is kept in the state file); three failures in a row without progress
@@ -481,7 +511,8 @@ Result<Summary> copy_imap_account(const Endpoint& from, const Endpoint& to, cons
     };
 
     const std::size_t n_workers = std::max<std::size_t>(
-        1, std::min({opts.connections, work.size(), opts.max_connections_per_server}));
+        1, std::min({opts.connections, work.size(), opts.max_connections_per_server,
+                     useful_connections(opts.messages_per_connection, work, *status, *rows)}));
     struct Worker {
         std::unique_ptr<State> state;
         Summary sum;

@@ -105,6 +105,9 @@ struct Options {
     std::size_t group = 32;
     // Folders copied in parallel, each on its own pair of connections.
     std::size_t connections = 4;
+    // A further pair is opened only for at least this many messages left to copy per
+    // pair (each pair costs a login at both servers); 0: always up to `connections`.
+    std::size_t messages_per_connection = 250;
     // Connections to one server (host:port) this process keeps open at most, across all
     // accounts being copied at once; a worker waits for a free slot (up to the timeout).
     std::size_t max_connections_per_server = 8;
