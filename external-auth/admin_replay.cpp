@@ -501,7 +501,8 @@ std::vector<LineReport> run_replay(Engine& engine, ReplayPlan& plan, const Repla
             rep.account = l.identity.canonical;
             rep.server = l.identity.provider->name;
             // Resumable: an account already migrated is done, whatever this file says.
-            auto acct = engine.store().find_account(l.identity.canonical);
+            auto acct = find_login_account(engine.store(), l.identity.canonical,
+                                           l.identity.provider->case_insensitive, nullptr);
             if (acct && acct->has_value() && is_migrated((**acct).state)) {
                 rep.result = LineResult::skipped;
                 rep.detail = std::string("already migrated (") + to_string((**acct).state) + ")";
@@ -574,7 +575,8 @@ std::vector<LineReport> dry_run_replay(const ReplayPlan& plan, Store* store) {
         rep.detail =
             "verify at " + l.identity.provider->host + " as " + printable(l.identity.old_login, 80);
         if (store != nullptr) {
-            auto acct = store->find_account(l.identity.canonical);
+            auto acct = find_login_account(*store, l.identity.canonical,
+                                           l.identity.provider->case_insensitive, nullptr);
             if (!acct) {
                 rep.detail += " (store: " + acct.error().message() + ")";
             } else if (acct->has_value() && is_migrated((**acct).state)) {

@@ -174,8 +174,8 @@ CopyProgress read_copy_progress(const std::string& state_file) {
 }
 
 Result<std::optional<UserStatus>> user_status(const Config& cfg, Store& store,
-                                              const std::string& canonical) {
-    auto acct = store.find_account(canonical);
+                                              const std::string& canonical, bool fold_case) {
+    auto acct = find_login_account(store, canonical, fold_case, nullptr);
     if (!acct) {
         return acct.error();
     }

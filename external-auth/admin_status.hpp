@@ -80,7 +80,9 @@ struct UserStatus {
 };
 
 // nullopt: no such account in the store.
+// fold_case: its old server ignores letter case, so the account is found as a login finds
+// it (find_login_account), also under a spelling an older version stored.
 Result<std::optional<UserStatus>> user_status(const Config& cfg, Store& store,
-                                              const std::string& canonical);
+                                              const std::string& canonical, bool fold_case);
 
 } // namespace mf::cli

@@ -89,7 +89,13 @@ Result<std::vector<std::string>> targets(const Config& cfg, Store& store, const 
             out.push_back({u, "refused", id.error().message()});
             continue;
         }
-        names.push_back(id->canonical);
+        // As a login finds it: also under a spelling an older version stored.
+        auto found =
+            find_login_account(store, id->canonical, id->provider->case_insensitive, nullptr);
+        if (!found) {
+            return found.error();
+        }
+        names.push_back(found->has_value() ? (**found).name : id->canonical);
     }
     return names;
 }

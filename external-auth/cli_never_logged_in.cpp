@@ -37,7 +37,8 @@ struct Pending {
     std::string account;
     UnixTime last = 0;
     std::int64_t logins = 0;
-    std::string in_store; // "no", or the state of a not-migrated account
+    std::string in_store;  // "no", or the state of a not-migrated account
+    bool fold_case = true; // its old server ignores letter case (find_login_account)
 };
 
 int run(const Context& ctx, const Args& a) {
@@ -98,6 +99,7 @@ int run(const Context& ctx, const Args& a) {
         }
         Pending& p = accounts[id->canonical];
         p.account = id->canonical;
+        p.fold_case = id->provider->case_insensitive;
         p.last = std::max(p.last, l.last);
         p.logins += l.count;
     }
@@ -113,7 +115,7 @@ int run(const Context& ctx, const Args& a) {
     for (auto& [name, p] : accounts) {
         p.in_store = "no";
         if (!missing) {
-            auto acct = (*store)->find_account(name);
+            auto acct = find_login_account(**store, name, p.fold_case, nullptr);
             if (!acct) {
                 return report_error(ctx, acct.error(),
                                     acct.error().temporary() ? kExitTempFail : kExitUsage);

@@ -142,7 +142,7 @@ int one_user(const Context& ctx, const Loaded& loaded, Store* store, const std::
                                        Scope::account),
                             kExitNo);
     }
-    auto us = user_status(loaded.cfg, *store, id->canonical);
+    auto us = user_status(loaded.cfg, *store, id->canonical, id->provider->case_insensitive);
     if (!us) {
         return report_error(ctx, us.error(), store_exit(us.error()));
     }

@@ -142,6 +142,23 @@ TEST_CASE("counts per state and old server, and the campaign line") {
     CHECK(bad_config.exit_code == 2);
 }
 
+TEST_CASE("an account an older version stored under another letter case is found by any "
+          "spelling") {
+    Dir d;
+    {
+        auto s = mf::open_sqlite_store(d.tmp.file("mf.db"), mf::Millis(5000));
+        REQUIRE(s.ok());
+        add(**s, "Greta@example.com", "old", AccountState::synced);
+    }
+    for (const std::string user : {"greta", "GRETA@Example.com", "Greta"}) {
+        auto r = status(d.config, {user, "--json"});
+        REQUIRE_MESSAGE(r.exit_code == 0, user << ": " << r.err);
+        auto j = nlohmann::json::parse(r.out);
+        CHECK(j["account"] == "Greta@example.com");
+        CHECK(j["state"] == "synced");
+    }
+}
+
 TEST_CASE("one user end to end: logins, job, the copier's progress (real Dovecots)") {
     wt::WorldOptions o;
     o.users = {{"anna@example.com", "anna-old-pw"}, {"bob@example.com", "bob-old-pw"}};
