@@ -43,7 +43,7 @@ TEST_CASE("examples/dovecot: every snippet passes doveconf -n") {
         CHECK(out.find("passdb {") != std::string::npos);
         ++checked;
     }
-    CHECK(checked == 2);
+    CHECK(checked == 3); // checkpassword, master user, PAM
 
     // The check can fail: a snippet with a typo is refused.
     mft::write_file(dir.file("broken.conf.ext"), "passdb {\n  drivr = checkpassword\n}\n");
