@@ -76,13 +76,24 @@ void read_all(mf::copy::source::Source& src, const mf::copy::source::Folder& f) 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
     ::setenv("TZ", "UTC", 1);
     ::tzset();
-    const char* tmp = std::getenv("TMPDIR");
-    std::string templ =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/fuzz-mbox-XXXXXX";
-    if (::mkdtemp(templ.data()) == nullptr) {
+    // $TMPDIR first, but a TMPDIR that does not exist or is not writable must not
+    // turn into a "crash" of the target: /tmp, then the working directory, are fallbacks.
+    const char* env = std::getenv("TMPDIR");
+    for (std::string base :
+         {std::string(env != nullptr ? env : ""), std::string("/tmp"), std::string(".")}) {
+        if (base.empty()) {
+            continue;
+        }
+        std::string templ = base + "/fuzz-mbox-XXXXXX";
+        if (::mkdtemp(templ.data()) != nullptr) {
+            g_dir = templ;
+            break;
+        }
+    }
+    if (g_dir.empty()) {
+        std::fprintf(stderr, "fuzz_mbox_split: cannot make a temporary directory\n");
         std::abort();
     }
-    g_dir = templ;
     g_file = g_dir + "/inbox";
     std::atexit(cleanup);
     return 0;
