@@ -115,6 +115,22 @@ AuthResult answer(AuthStatus st, std::string user, std::string message) {
     return r;
 }
 
+// The answer when the guard decided before any check: its store could not record the
+// attempt or a limit is reached (TEMPFAIL), or the negative cache knows the password
+// (FAIL). nullopt: the check may go ahead.
+std::optional<AuthResult> guard_answer(const Result<Guard::Verdict>& v, const std::string& name) {
+    if (!v) {
+        return answer(AuthStatus::tempfail, name, v.error().message());
+    }
+    if (v->refuse) {
+        return answer(AuthStatus::tempfail, name, *v->refuse);
+    }
+    if (v->known_wrong) {
+        return answer(AuthStatus::fail, name, *v->known_wrong);
+    }
+    return std::nullopt;
+}
+
 void log_result(const std::string& who, const AuthResult& r) {
     std::string line = who + ": " + to_string(r.status) + ": " + r.message;
     if (r.status == AuthStatus::ok) {
@@ -222,17 +238,8 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
 std::optional<AuthResult> Engine::Impl::guard_refusal(const AuthRequest& req,
                                                       const std::string& name,
                                                       const Secret& password) {
-    auto v = guard->begin(name, req.client_ip, password, Guard::Check::stored_hash, false);
-    if (!v) {
-        return answer(AuthStatus::tempfail, name, v.error().message());
-    }
-    if (v->refuse) {
-        return answer(AuthStatus::tempfail, name, *v->refuse);
-    }
-    if (v->known_wrong) {
-        return answer(AuthStatus::fail, name, *v->known_wrong);
-    }
-    return std::nullopt;
+    return guard_answer(
+        guard->begin(name, req.client_ip, password, Guard::Check::stored_hash, false), name);
 }
 
 std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const Identity& id,
@@ -311,14 +318,8 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
     }
     // The attempt is recorded before the old server is asked: no record, no question.
     auto verdict = guard->begin(name, req.client_ip, password, Guard::Check::old_server);
-    if (!verdict) {
-        return answer(AuthStatus::tempfail, name, verdict.error().message());
-    }
-    if (verdict->refuse) {
-        return answer(AuthStatus::tempfail, name, *verdict->refuse);
-    }
-    if (verdict->known_wrong) {
-        return answer(AuthStatus::fail, name, *verdict->known_wrong);
+    if (auto decided = guard_answer(verdict, name)) {
+        return std::move(*decided);
     }
     const ProviderConfig& provider = *id.provider;
     auto slot = take_provider_slot(lock_dir, provider.name, provider.max_concurrent);
@@ -381,14 +382,8 @@ std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const
     const std::string& name = acct.name;
     // The attempt is recorded before the hash is checked: no record, no check.
     auto v = guard->begin(name, req.client_ip, password, Guard::Check::stored_hash);
-    if (!v) {
-        return answer(AuthStatus::tempfail, name, v.error().message());
-    }
-    if (v->refuse) {
-        return answer(AuthStatus::tempfail, name, *v->refuse);
-    }
-    if (v->known_wrong) {
-        return answer(AuthStatus::fail, name, *v->known_wrong);
+    if (auto decided = guard_answer(v, name)) {
+        return decided;
     }
     verdict = std::move(*v);
     HashCheck check = verify_hash(acct.hash, password);
