@@ -10,6 +10,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "engine_util.hpp"
 #include "mailferry/engine.hpp"
 #include "mailferry/password.hpp"
 #include "support/dovecot_server.hpp"
@@ -20,6 +21,8 @@
 #include <thread>
 
 using namespace mf;
+using mft::login;
+using mft::open_engine;
 
 namespace {
 
@@ -40,17 +43,6 @@ std::string write_config(const mft::TempDir& dir, const mft::DovecotServer& old,
     auto path = dir.file("mailferry.toml");
     mft::write_file(path, text, 0644);
     return path;
-}
-
-std::unique_ptr<Engine> open_engine(const std::string& config) {
-    auto e = Engine::open(config);
-    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().message()));
-    return std::move(*e);
-}
-
-AuthResult login(Engine& e, std::string_view user, std::string_view pw,
-                 std::string_view ip = "192.0.2.10") {
-    return e.authenticate(AuthRequest{user, pw, "imap", ip, "test"});
 }
 
 // Lines of the provisioner's passwd-file: one per account made on the new server.

@@ -9,6 +9,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "engine_util.hpp"
 #include "mailferry/engine.hpp"
 #include "support/dovecot_server.hpp"
 #include "support/store_lock.hpp"
@@ -21,6 +22,8 @@
 #include <vector>
 
 using namespace mf;
+using mft::login;
+using mft::open_engine;
 using namespace std::chrono_literals;
 
 namespace {
@@ -51,16 +54,6 @@ std::string write_config(const mft::TempDir& dir, const mft::DovecotServer& old,
     auto path = dir.file("mailferry.toml");
     mft::write_file(path, text, 0644);
     return path;
-}
-
-std::unique_ptr<Engine> open_engine(const std::string& config) {
-    auto e = Engine::open(config);
-    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().message()));
-    return std::move(*e);
-}
-
-AuthResult login(Engine& e, std::string_view user, std::string_view pw, std::string_view ip) {
-    return e.authenticate(AuthRequest{user, pw, "imap", ip, "test"});
 }
 
 mft::DovecotOptions old_options() {

@@ -4,6 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "engine_util.hpp"
 #include "mailferry/engine.hpp"
 #include "support/dovecot_server.hpp"
 #include "support/test_env.hpp"
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 using namespace mf;
+using mft::login;
+using mft::open_engine;
 using namespace std::chrono_literals;
 
 namespace {
@@ -48,17 +51,6 @@ std::string write_config(const mft::TempDir& dir, const Setup& s) {
 std::string imaps_block(const mft::DovecotServer& old, const std::string& extra = "") {
     return "protocol = \"imap\"\nhost = \"localhost\"\nport = " + std::to_string(old.imaps_port()) +
            "\ntls = \"implicit\"\nca_file = \"" + old.ca_file() + "\"\ntimeout = \"5s\"\n" + extra;
-}
-
-std::unique_ptr<Engine> open_engine(const std::string& config) {
-    auto e = Engine::open(config);
-    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().message()));
-    return std::move(*e);
-}
-
-AuthResult login(Engine& e, std::string_view user, std::string_view pw,
-                 std::string_view ip = "192.0.2.10") {
-    return e.authenticate(AuthRequest{user, pw, "imap", ip, "test"});
 }
 
 mft::DovecotOptions old_server_options() {

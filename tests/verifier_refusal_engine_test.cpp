@@ -9,6 +9,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "engine_util.hpp"
 #include "mailferry/engine.hpp"
 #include "support/courier_server.hpp"
 #include "support/cyrus_server.hpp"
@@ -24,6 +25,7 @@
 using namespace std::chrono_literals;
 using mf::AuthStatus;
 using mf::VerifyStatus;
+using mft::open_engine;
 
 namespace {
 
@@ -64,12 +66,6 @@ std::string provider(const char* protocol, std::uint16_t port, const std::string
     return std::string("protocol = \"") + protocol +
            "\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(port) +
            "\ntls = \"implicit\"\nca_file = \"" + ca + "\"\ntimeout = \"20s\"\n";
-}
-
-std::unique_ptr<mf::Engine> open_engine(const std::string& config) {
-    auto e = mf::Engine::open(config);
-    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().message()));
-    return std::move(*e);
 }
 
 mf::AuthResult login(mf::Engine& e, const char* pw) {
