@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <memory>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace mf::queue {
@@ -81,6 +82,12 @@ Result<void> wake_worker(const std::string& wake_file) {
     if (fd < 0) {
         return make_error("open(" + wake_file + ") failed", errno_text(errno), Scope::server,
                           Retry::later);
+    }
+    // Group-writable whatever the creator's umask: a wake file left 0640 by the worker (or
+    // root) would refuse every later wake-up from the login side. Not ours: leave it.
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && (st.st_mode & 0777) != 0660) {
+        (void)::fchmod(fd, 0660);
     }
     // The content does not matter; the close after a write is what inotify and systemd see.
     ssize_t n = ::write(fd, "1\n", 2);

@@ -469,3 +469,19 @@ TEST_CASE("config: [spool], [target], [worker] — defaults, and bad values name
         CHECK(r.error().message().find("/etc/mf/mf.toml:") == 0);
     }
 }
+
+TEST_CASE("the wake file is group-writable whatever the creator's umask") {
+    mft::TempDir dir{"mf-wake"};
+    std::string wake = dir.file("wake");
+    mode_t old = ::umask(027);
+    auto r = mf::queue::wake_worker(wake);
+    ::umask(old);
+    REQUIRE(r);
+    struct stat st {};
+    REQUIRE(::stat(wake.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0660);
+    REQUIRE(::chmod(wake.c_str(), 0600) == 0); // as an older version may have left it
+    REQUIRE(mf::queue::wake_worker(wake));
+    REQUIRE(::stat(wake.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0660);
+}
