@@ -5,8 +5,8 @@
 #   dovecot-pair.sh start DIR   create DIR (0755), start both, write DIR/env (ports, users)
 #   dovecot-pair.sh stop DIR    stop both by the PIDs in their master.pid
 #
-# Both run rootless as the `mfvmail` user (see ../../../shared TESTING-NOTES facts: own
-# base_dir/state_dir/log, chroot off, unused listeners on port 0). The source uses '.' as
+# Both run rootless as the `mfvmail` user, each with its own base_dir, state_dir and log,
+# chroot off and unused listeners on port 0, so they never touch the system's Dovecot. The source uses '.' as
 # hierarchy separator, the target '/', so every run also exercises delimiter translation.
 # The source also speaks POP3 (for the POP3→IMAP rows).
 # Login service in performance mode (service_count = 0) so connection set-up is not what
