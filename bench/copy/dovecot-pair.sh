@@ -6,8 +6,9 @@
 #   dovecot-pair.sh stop DIR    stop both by the PIDs in their master.pid
 #
 # Both run rootless as the `mfvmail` user, each with its own base_dir, state_dir and log,
-# chroot off and unused listeners on port 0, so they never touch the system's Dovecot. The source uses '.' as
-# hierarchy separator, the target '/', so every run also exercises delimiter translation.
+# chroot off and unused listeners on port 0, so they never touch the system's Dovecot.
+# The source uses '.' as hierarchy separator, the target '/', so every run also exercises
+# delimiter translation.
 # The source also speaks POP3 (for the POP3→IMAP rows).
 # Login service in performance mode (service_count = 0) so connection set-up is not what
 # we measure. Users: bench@src.example / bench@dst.example, master user master*.
