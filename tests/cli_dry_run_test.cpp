@@ -96,6 +96,16 @@ std::map<std::string, std::string> files(const std::string& dir) {
     return out;
 }
 
+// The report's entry for input line `line` (null when there is none).
+nlohmann::json user_at(const nlohmann::json& doc, std::size_t line) {
+    for (const auto& u : doc["users"]) {
+        if (u["line"] == line) {
+            return u;
+        }
+    }
+    return nlohmann::json();
+}
+
 } // namespace
 
 TEST_CASE("the program was built") {
@@ -119,14 +129,7 @@ TEST_CASE("dry-run: mapping, conflicts, each old server probed once, provisioner
     CHECK(r.exit_code == 1);
     auto doc = nlohmann::json::parse(r.out);
     CHECK(doc["data_lines"] == 8);
-    auto user = [&](std::size_t line) {
-        for (const auto& u : doc["users"]) {
-            if (u["line"] == line) {
-                return u;
-            }
-        }
-        return nlohmann::json();
-    };
+    auto user = [&](std::size_t line) { return user_at(doc, line); };
     CHECK(user(2)["account"] == "anna@example.com");
     CHECK(user(2)["server"] == "good");
     CHECK(user(2)["old_login"] == "anna@example.com");
@@ -251,14 +254,7 @@ TEST_CASE("dry-run: case variants of one user, in the file and against the store
     INFO(r.out, r.err);
     CHECK(r.exit_code == 1);
     auto doc = nlohmann::json::parse(r.out);
-    auto user = [&](std::size_t line) {
-        for (const auto& u : doc["users"]) {
-            if (u["line"] == line) {
-                return u;
-            }
-        }
-        return nlohmann::json();
-    };
+    auto user = [&](std::size_t line) { return user_at(doc, line); };
     CHECK(user(2)["account"] == "anna@example.com");
     CHECK(user(2)["status"] == "duplicate");
     CHECK(has(user(2)["detail"], "another letter case"));
