@@ -103,48 +103,20 @@ Error db_error(sqlite3* db, const std::string& what, int rc) {
     return make_error(what, detail, Scope::server, (busy || io) ? Retry::later : Retry::never);
 }
 
+Account account_from_row(Stmt& s) {
+    Account a;
+    a.name = s.text(0);
+    a.provider = s.text(1);
+    a.state = account_state_from(s.text(2)).value_or(AccountState::failed);
+    a.hash = s.text(3);
+    a.created = s.int64(4);
+    a.updated = s.int64(5);
+    a.last_login = s.int64(6);
+    a.last_error = s.text(7);
+    return a;
+}
+
 namespace {
-
-// A prepared statement, finalized on scope exit.
-class Stmt {
-  public:
-    Stmt(sqlite3* db, const char* sql) : db_(db) {
-        rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr);
-    }
-    ~Stmt() { sqlite3_finalize(st_); }
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
-
-    [[nodiscard]] bool prepared() const { return rc_ == SQLITE_OK; }
-    [[nodiscard]] int prepare_rc() const { return rc_; }
-
-    Stmt& bind(int i, const std::string& v) {
-        sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    Stmt& bind(int i, std::int64_t v) {
-        sqlite3_bind_int64(st_, i, v);
-        return *this;
-    }
-    int step() { return sqlite3_step(st_); }
-    // For a statement run once per row of a batch: forget the last run and its values.
-    void reset() {
-        sqlite3_reset(st_);
-        sqlite3_clear_bindings(st_);
-    }
-    std::string text(int col) {
-        const auto* p = sqlite3_column_text(st_, col);
-        return p != nullptr ? std::string(reinterpret_cast<const char*>(p),
-                                          static_cast<std::size_t>(sqlite3_column_bytes(st_, col)))
-                            : std::string();
-    }
-    std::int64_t int64(int col) { return sqlite3_column_int64(st_, col); }
-
-  private:
-    sqlite3* db_;
-    sqlite3_stmt* st_ = nullptr;
-    int rc_;
-};
 
 constexpr const char* kJobColumns =
     "id, account, provider, source_login, kind, state, priority, run_at, attempts, runs, "
@@ -213,7 +185,7 @@ class SqliteStore final : public Store {
         if (rc != SQLITE_ROW) {
             return db_error(db_, "look up account " + name + " in " + path_, rc);
         }
-        return std::optional<Account>{row_to_account(s)};
+        return std::optional<Account>{account_from_row(s)};
     }
 
     Result<std::vector<Account>> find_account_variants(const std::string& name) override {
@@ -352,7 +324,7 @@ class SqliteStore final : public Store {
         std::vector<Account> out;
         int rc;
         while ((rc = s.step()) == SQLITE_ROW) {
-            out.push_back(row_to_account(s));
+            out.push_back(account_from_row(s));
         }
         if (rc != SQLITE_DONE) {
             return db_error(db_, "list accounts", rc);
@@ -820,19 +792,6 @@ class SqliteStore final : public Store {
         }
         return make_error(std::string(doing) + " copy job " + std::to_string(id), detail,
                           Scope::account);
-    }
-
-    static Account row_to_account(Stmt& s) {
-        Account a;
-        a.name = s.text(0);
-        a.provider = s.text(1);
-        a.state = account_state_from(s.text(2)).value_or(AccountState::failed);
-        a.hash = s.text(3);
-        a.created = s.int64(4);
-        a.updated = s.int64(5);
-        a.last_login = s.int64(6);
-        a.last_error = s.text(7);
-        return a;
     }
 
     Result<void> exec(const char* sql, const std::string& what) {

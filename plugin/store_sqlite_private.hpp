@@ -9,15 +9,56 @@
 #include "mailferry/store.hpp"
 
 #include <cstdint>
+#include <sqlite3.h>
 #include <string>
 #include <vector>
-
-struct sqlite3;
 
 namespace mf {
 
 // A failed SQLite call as an Error: busy, locked, I/O, full disk → Retry::later.
 Error db_error(sqlite3* db, const std::string& what, int rc);
+
+// A prepared statement, finalized on scope exit.
+class Stmt {
+  public:
+    Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
+    ~Stmt() { sqlite3_finalize(st_); }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+
+    [[nodiscard]] bool prepared() const { return rc_ == SQLITE_OK; }
+    [[nodiscard]] int prepare_rc() const { return rc_; }
+
+    Stmt& bind(int i, const std::string& v) {
+        sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    Stmt& bind(int i, std::int64_t v) {
+        sqlite3_bind_int64(st_, i, v);
+        return *this;
+    }
+    int step() { return sqlite3_step(st_); }
+    // For a statement run once per row of a batch: forget the last run and its values.
+    void reset() {
+        sqlite3_reset(st_);
+        sqlite3_clear_bindings(st_);
+    }
+    std::string text(int col) {
+        const auto* p = sqlite3_column_text(st_, col);
+        return p != nullptr ? std::string(reinterpret_cast<const char*>(p),
+                                          static_cast<std::size_t>(sqlite3_column_bytes(st_, col)))
+                            : std::string();
+    }
+    std::int64_t int64(int col) { return sqlite3_column_int64(st_, col); }
+
+  private:
+    sqlite3_stmt* st_ = nullptr;
+    int rc_;
+};
+
+// An accounts row read with the columns "name, provider, state, hash, created, updated,
+// last_login, last_error", in that order.
+Account account_from_row(Stmt& s);
 
 namespace sqlite_guard {
 

@@ -12,50 +12,23 @@
 #include "mailferry/store.hpp"
 #include "store_sqlite_private.hpp"
 
-#include <memory>
 #include <sqlite3.h>
 
 namespace mf {
 namespace sqlite_variants {
-namespace {
-
-struct Finalize {
-    void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
-
-std::string text(sqlite3_stmt* s, int col) {
-    const auto* p = sqlite3_column_text(s, col);
-    return p == nullptr ? std::string()
-                        : std::string(reinterpret_cast<const char*>(p),
-                                      static_cast<std::size_t>(sqlite3_column_bytes(s, col)));
-}
-
-} // namespace
 
 Result<std::vector<Account>> find(sqlite3* db, const std::string& name, const std::string& path) {
-    sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT name, provider, state, hash, created, updated, last_login, "
-                                "last_error FROM accounts WHERE name = ?1 COLLATE NOCASE "
-                                "ORDER BY name = ?1 DESC, created, name",
-                                -1, &raw, nullptr);
-    std::unique_ptr<sqlite3_stmt, Finalize> st(raw);
-    if (rc != SQLITE_OK) {
-        return db_error(db, "prepare find_account_variants", rc);
+    Stmt st(db, "SELECT name, provider, state, hash, created, updated, last_login, "
+                "last_error FROM accounts WHERE name = ?1 COLLATE NOCASE "
+                "ORDER BY name = ?1 DESC, created, name");
+    if (!st.prepared()) {
+        return db_error(db, "prepare find_account_variants", st.prepare_rc());
     }
-    sqlite3_bind_text(raw, 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
+    st.bind(1, name);
     std::vector<Account> out;
-    while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
-        Account a;
-        a.name = text(raw, 0);
-        a.provider = text(raw, 1);
-        a.state = account_state_from(text(raw, 2)).value_or(AccountState::failed);
-        a.hash = text(raw, 3);
-        a.created = sqlite3_column_int64(raw, 4);
-        a.updated = sqlite3_column_int64(raw, 5);
-        a.last_login = sqlite3_column_int64(raw, 6);
-        a.last_error = text(raw, 7);
-        out.push_back(std::move(a));
+    int rc = 0;
+    while ((rc = st.step()) == SQLITE_ROW) {
+        out.push_back(account_from_row(st));
     }
     if (rc != SQLITE_DONE) {
         return db_error(db, "look up account " + name + " (any letter case) in " + path, rc);
