@@ -19,7 +19,8 @@ struct Set {
 struct Args {
     std::vector<Set> sets{{100, 50}, {1000, 10}};
     std::size_t size = 16384;
-    std::vector<std::string> rows{"worker imap master", "worker imap user", "worker maildir",
+    std::vector<std::string> rows{"worker imap master",  "worker imap user",
+                                  "worker maildir",      "campaign imap master",
                                   "loop mailferry-copy", "loop doveadm backup"};
     bool cheap_hash = false;
     unsigned copies = 4;
@@ -29,12 +30,14 @@ struct Args {
 
 struct Row {
     std::string name;
-    double secs = 0;         // first login (loops: first copy) to the last account done
-    double login_secs = 0;   // the login burst alone (worker rows)
-    int peak_old_all = 0;    // connections to the old server, all processes
-    int peak_old_worker = 0; // ... of the worker process (worker rows)
-    long checked = 0;        // accounts whose message count was checked at the new server
-    long wrong = 0;          // of those, with a count other than M
+    double secs = 0;          // the copy: worker start (loops: first copy) to the last done
+    double login_secs = 0;    // the login burst alone (worker rows)
+    double campaign_secs = 0; // first login to the last account synced (worker rows)
+    double cpu_secs = 0;      // CPU time of the whole machine over `secs`
+    int peak_old_all = 0;     // connections to the old server, all processes
+    int peak_old_worker = 0;  // ... of the worker process (worker rows)
+    long checked = 0;         // accounts whose message count was checked at the new server
+    long wrong = 0;           // of those, with a count other than M
     bool ok = false;
     std::string note;
 };

@@ -66,6 +66,7 @@ Row loop_row(const Args& a, const Set& s, const std::string& name) {
     {
         ConnSampler sampler(old.imaps_port(), 0);
         auto t0 = Clock::now();
+        const double cpu0 = machine_cpu_secs();
         for (const auto& u : users) {
             auto rr = name == "loop mailferry-copy" ? copy_one(old, fresh, u, dir)
                                                     : backup_one(old, fresh, u, dir);
@@ -75,6 +76,7 @@ Row loop_row(const Args& a, const Set& s, const std::string& name) {
             }
         }
         r.secs = std::chrono::duration<double>(Clock::now() - t0).count();
+        r.cpu_secs = machine_cpu_secs() - cpu0;
         r.peak_old_all = sampler.peak_all();
     }
     check_counts(fresh, s, r);

@@ -14,6 +14,7 @@
 #include <array>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -135,7 +136,11 @@ int decode_status(int status) {
 } // namespace
 
 TempDir::TempDir(const std::string& prefix) {
-    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    // $TMPDIR lets a benchmark put its servers on a file system of its choosing; unix
+    // socket paths below it must stay short, so a relative or long value is ignored.
+    const char* env = std::getenv("TMPDIR");
+    std::string base = env != nullptr && env[0] == '/' && std::strlen(env) <= 32 ? env : "/tmp";
+    std::string tmpl = base + "/" + prefix + "-XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) {
         fail_errno("mkdtemp(" + tmpl + ")");
     }
