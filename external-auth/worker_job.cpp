@@ -320,6 +320,7 @@ void Worker::Impl::run_job(Running& r) {
     copy::Options opts;
     opts.state_path = cfg.worker.state_dir + "/" + spool::detail::encode_name(job.account) + ".db";
     opts.connections = wc.connections;
+    opts.messages_per_connection = wc.messages_per_connection;
     opts.max_connections_per_server =
         std::max<std::size_t>(8, std::size_t{copies()} * wc.connections + copies());
 

@@ -303,6 +303,7 @@ const Keys<WorkerConfig>& worker_keys() {
         number("copies", &WorkerConfig::copies, 1, 256),
         number("max_copies_per_server", &WorkerConfig::max_copies_per_server, 1, 1000),
         number("connections", &WorkerConfig::connections, 1, 16),
+        number("messages_per_connection", &WorkerConfig::messages_per_connection, 0, 1000000),
         // 0 turns resync rounds off.
         duration("resync_interval", &WorkerConfig::resync_interval, milliseconds(0),
                  hours(24 * 30)),

@@ -374,6 +374,14 @@ TEST_CASE("values out of range") {
                  "t.toml:6: guard.max_failures_per_account", "from 1 to 1000000");
     expect_error(kProvider + "[guard]\nmax_failures_per_ip = 1000001\n",
                  "t.toml:6: guard.max_failures_per_ip", "from 1 to 1000000");
+    expect_error(kProvider + "[worker]\nmessages_per_connection = -1\n",
+                 "t.toml:6: worker.messages_per_connection", "from 0 to 1000000");
+    expect_error(kProvider + "[worker]\nmessages_per_connection = 1000001\n",
+                 "t.toml:6: worker.messages_per_connection", "from 0 to 1000000");
+    CHECK(
+        ok(kProvider + "[worker]\nmessages_per_connection = 0\n").worker.messages_per_connection ==
+        0);
+    CHECK(ok(kProvider).worker.messages_per_connection == 250);
     expect_error(kProvider + "[hash]\nargon2_ops = 0\n", "t.toml:6: hash.argon2_ops",
                  "from 1 to 64");
     expect_error(kProvider + "[hash]\nargon2_memory_kib = 4\n", "t.toml:6: hash.argon2_memory_kib",

@@ -157,9 +157,12 @@ struct TargetConfig {
 
 // `mailferry worker`: the background copies.
 struct WorkerConfig {
-    unsigned copies = 2;                    // parallel copies in one worker process
-    unsigned max_copies_per_server = 4;     // per old server, across all workers
-    unsigned connections = 2;               // folders copied in parallel within one copy
+    unsigned copies = 2;                // parallel copies in one worker process
+    unsigned max_copies_per_server = 4; // per old server, across all workers
+    unsigned connections = 2;           // folders copied in parallel within one copy
+    // A copy opens a further pair of connections (a login at each server) only per this
+    // many messages still to copy; below it the folders share one session. 0: always.
+    unsigned messages_per_connection = 250;
     Millis resync_interval{60 * 60 * 1000}; // 0: no resync rounds after the first copy
     Millis retry_min{60 * 1000};            // first wait after a failed copy, doubled each time
     Millis retry_max{6 * 60 * 60 * 1000};

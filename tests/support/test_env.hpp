@@ -10,7 +10,8 @@
 
 namespace mft {
 
-// A directory under /tmp (mode 0755, so servers running as mfvmail can traverse it),
+// A directory under $TMPDIR when that is a short absolute path, else under /tmp (mode
+// 0755, so servers running as mfvmail can traverse it),
 // removed with everything in it when the object dies.
 class TempDir {
   public:
