@@ -8,7 +8,6 @@
 // Must never: run outside the caller's transaction, or see a plain password.
 #include "store_sqlite_private.hpp"
 
-#include <memory>
 #include <sqlite3.h>
 
 namespace mf::sqlite_guard {
@@ -16,59 +15,37 @@ namespace {
 
 constexpr const char* kPending = "pending:";
 
-struct Finalize {
-    void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
-using StmtPtr = std::unique_ptr<sqlite3_stmt, Finalize>;
-
-Result<StmtPtr> prepare(sqlite3* db, const char* sql, const std::string& what) {
-    sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
-    StmtPtr s(raw);
-    if (rc != SQLITE_OK) {
-        return db_error(db, "prepare: " + what, rc);
+// Steps a statement that returns no row: SQLITE_DONE, else the error named `what`.
+Result<void> run(sqlite3* db, Stmt& s, const std::string& what) {
+    if (int rc = s.step(); rc != SQLITE_DONE) {
+        return db_error(db, what, rc);
     }
-    return s;
-}
-
-void bind_text(sqlite3_stmt* s, int i, const std::string& v) {
-    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return {};
 }
 
 // Failures of `key` since `since`, with its stale pending rows.
 Result<std::int64_t> count_key(sqlite3* db, const std::string& key, UnixTime since,
                                UnixTime stale_before) {
-    auto s = prepare(db,
-                     "SELECT (SELECT COUNT(*) FROM guard_failures WHERE key = ?1 AND at >= ?2) + "
-                     "(SELECT COUNT(*) FROM guard_failures WHERE key = ?3 AND at >= ?2 AND "
-                     "at < ?4)",
-                     "count failed logins");
-    if (!s) {
-        return s.error();
+    Stmt s(db, "SELECT (SELECT COUNT(*) FROM guard_failures WHERE key = ?1 AND at >= ?2) + "
+               "(SELECT COUNT(*) FROM guard_failures WHERE key = ?3 AND at >= ?2 AND at < ?4)");
+    if (!s.prepared()) {
+        return db_error(db, "prepare: count failed logins", s.prepare_rc());
     }
-    bind_text(s->get(), 1, key);
-    sqlite3_bind_int64(s->get(), 2, since);
-    bind_text(s->get(), 3, kPending + key);
-    sqlite3_bind_int64(s->get(), 4, stale_before);
-    if (int rc = sqlite3_step(s->get()); rc != SQLITE_ROW) {
+    s.bind(1, key).bind(2, since).bind(3, kPending + key).bind(4, stale_before);
+    if (int rc = s.step(); rc != SQLITE_ROW) {
         return db_error(db, "count failed logins", rc);
     }
-    return sqlite3_column_int64(s->get(), 0);
+    return s.int64(0);
 }
 
 Result<bool> negative_hit(sqlite3* db, const std::string& account, const std::string& digest,
                           UnixTime now) {
-    auto s = prepare(db,
-                     "SELECT 1 FROM guard_negative WHERE account = ?1 AND digest = ?2 AND "
-                     "expires > ?3",
-                     "look up rejected passwords");
-    if (!s) {
-        return s.error();
+    Stmt s(db, "SELECT 1 FROM guard_negative WHERE account = ?1 AND digest = ?2 AND expires > ?3");
+    if (!s.prepared()) {
+        return db_error(db, "prepare: look up rejected passwords", s.prepare_rc());
     }
-    bind_text(s->get(), 1, account);
-    bind_text(s->get(), 2, digest);
-    sqlite3_bind_int64(s->get(), 3, now);
-    int rc = sqlite3_step(s->get());
+    s.bind(1, account).bind(2, digest).bind(3, now);
+    int rc = s.step();
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         return db_error(db, "look up rejected passwords", rc);
     }
@@ -78,15 +55,14 @@ Result<bool> negative_hit(sqlite3* db, const std::string& account, const std::st
 // Runs `sql` once per row id (?1).
 Result<void> for_rows(sqlite3* db, const char* sql, const std::vector<std::int64_t>& rows,
                       const std::string& what) {
-    auto s = prepare(db, sql, what);
-    if (!s) {
-        return s.error();
+    Stmt s(db, sql);
+    if (!s.prepared()) {
+        return db_error(db, "prepare: " + what, s.prepare_rc());
     }
     for (std::int64_t id : rows) {
-        sqlite3_reset(s->get());
-        sqlite3_bind_int64(s->get(), 1, id);
-        if (int rc = sqlite3_step(s->get()); rc != SQLITE_DONE) {
-            return db_error(db, what, rc);
+        s.reset();
+        if (auto r = run(db, s.bind(1, id), what); !r) {
+            return r;
         }
     }
     return {};
@@ -114,17 +90,15 @@ Result<void> begin_attempt(sqlite3* db, const GuardAttempt& a, const GuardGo& go
     if (!go(tally)) {
         return {};
     }
-    auto s = prepare(db, "INSERT INTO guard_failures (key, at) VALUES (?1, ?2)",
-                     "record a login attempt");
-    if (!s) {
-        return s.error();
+    Stmt s(db, "INSERT INTO guard_failures (key, at) VALUES (?1, ?2)");
+    if (!s.prepared()) {
+        return db_error(db, "prepare: record a login attempt", s.prepare_rc());
     }
     for (const auto& key : a.record) {
-        sqlite3_reset(s->get());
-        bind_text(s->get(), 1, kPending + key);
-        sqlite3_bind_int64(s->get(), 2, a.now);
-        if (int rc = sqlite3_step(s->get()); rc != SQLITE_DONE) {
-            return db_error(db, "record a login attempt", rc);
+        s.reset();
+        if (auto r = run(db, s.bind(1, kPending + key).bind(2, a.now), "record a login attempt");
+            !r) {
+            return r;
         }
         rows.push_back(sqlite3_last_insert_rowid(db));
     }
@@ -157,17 +131,11 @@ Result<void> end_attempt(sqlite3* db, const std::vector<std::int64_t>& rows,
 }
 
 Result<void> record_failure(sqlite3* db, const std::string& key, UnixTime at) {
-    auto s =
-        prepare(db, "INSERT INTO guard_failures (key, at) VALUES (?1, ?2)", "record failed login");
-    if (!s) {
-        return s.error();
+    Stmt s(db, "INSERT INTO guard_failures (key, at) VALUES (?1, ?2)");
+    if (!s.prepared()) {
+        return db_error(db, "prepare: record failed login", s.prepare_rc());
     }
-    bind_text(s->get(), 1, key);
-    sqlite3_bind_int64(s->get(), 2, at);
-    if (int rc = sqlite3_step(s->get()); rc != SQLITE_DONE) {
-        return db_error(db, "record failed login", rc);
-    }
-    return {};
+    return run(db, s.bind(1, key).bind(2, at), "record failed login");
 }
 
 Result<std::int64_t> count_failures(sqlite3* db, const std::string& key, UnixTime since) {
@@ -176,33 +144,22 @@ Result<std::int64_t> count_failures(sqlite3* db, const std::string& key, UnixTim
 }
 
 Result<void> clear_failures(sqlite3* db, const std::string& key) {
-    auto s = prepare(db, "DELETE FROM guard_failures WHERE key = ?1", "clear failed logins");
-    if (!s) {
-        return s.error();
+    Stmt s(db, "DELETE FROM guard_failures WHERE key = ?1");
+    if (!s.prepared()) {
+        return db_error(db, "prepare: clear failed logins", s.prepare_rc());
     }
-    bind_text(s->get(), 1, key);
-    if (int rc = sqlite3_step(s->get()); rc != SQLITE_DONE) {
-        return db_error(db, "clear failed logins", rc);
-    }
-    return {};
+    return run(db, s.bind(1, key), "clear failed logins");
 }
 
 Result<void> add_negative(sqlite3* db, const std::string& account, const std::string& digest,
                           UnixTime expires) {
-    auto s = prepare(db,
-                     "INSERT INTO guard_negative (account, digest, expires) VALUES (?1, ?2, ?3) "
-                     "ON CONFLICT (account, digest) DO UPDATE SET expires = excluded.expires",
-                     "remember rejected password");
-    if (!s) {
-        return s.error();
+    Stmt s(db, "INSERT INTO guard_negative (account, digest, expires) VALUES (?1, ?2, ?3) "
+               "ON CONFLICT (account, digest) DO UPDATE SET expires = excluded.expires");
+    if (!s.prepared()) {
+        return db_error(db, "prepare: remember rejected password", s.prepare_rc());
     }
-    bind_text(s->get(), 1, account);
-    bind_text(s->get(), 2, digest);
-    sqlite3_bind_int64(s->get(), 3, expires);
-    if (int rc = sqlite3_step(s->get()); rc != SQLITE_DONE) {
-        return db_error(db, "remember rejected password", rc);
-    }
-    return {};
+    return run(db, s.bind(1, account).bind(2, digest).bind(3, expires),
+               "remember rejected password");
 }
 
 Result<bool> has_negative(sqlite3* db, const std::string& account, const std::string& digest,
@@ -211,23 +168,18 @@ Result<bool> has_negative(sqlite3* db, const std::string& account, const std::st
 }
 
 Result<void> prune(sqlite3* db, UnixTime now, UnixTime failures_before) {
-    auto a = prepare(db, "DELETE FROM guard_negative WHERE expires <= ?1", "prune negative cache");
-    if (!a) {
-        return a.error();
+    Stmt a(db, "DELETE FROM guard_negative WHERE expires <= ?1");
+    if (!a.prepared()) {
+        return db_error(db, "prepare: prune negative cache", a.prepare_rc());
     }
-    sqlite3_bind_int64(a->get(), 1, now);
-    if (int rc = sqlite3_step(a->get()); rc != SQLITE_DONE) {
-        return db_error(db, "prune negative cache", rc);
+    if (auto r = run(db, a.bind(1, now), "prune negative cache"); !r) {
+        return r;
     }
-    auto b = prepare(db, "DELETE FROM guard_failures WHERE at < ?1", "prune failed logins");
-    if (!b) {
-        return b.error();
+    Stmt b(db, "DELETE FROM guard_failures WHERE at < ?1");
+    if (!b.prepared()) {
+        return db_error(db, "prepare: prune failed logins", b.prepare_rc());
     }
-    sqlite3_bind_int64(b->get(), 1, failures_before);
-    if (int rc = sqlite3_step(b->get()); rc != SQLITE_DONE) {
-        return db_error(db, "prune failed logins", rc);
-    }
-    return {};
+    return run(db, b.bind(1, failures_before), "prune failed logins");
 }
 
 } // namespace mf::sqlite_guard
