@@ -6,7 +6,10 @@
 // source::open_maildir(), whose dovecot-uidlist UIDs are the target UIDs the copy recorded
 // — and compared through the state file's map as copy_verify.cpp compares IMAP→IMAP. The
 // folder rows give the target folder each source folder went to, so a target is never
-// listed through the copier's writer (target_maildir.hpp creates what it opens).
+// listed through the copier's writer (target_maildir.hpp creates what it opens). Bodies
+// are read side by side in bulk: a folder's source side, then its target side, each with
+// one prefetch() hint, so an IMAP side streams one UID FETCH instead of a round trip per
+// message.
 //
 // Must never: change either side or the state file (opened read-only; keyed sources are
 // numbered with State::peek_uid_for_key), or hold a whole message in memory.
@@ -15,6 +18,8 @@
 #include "source_imap.hpp"
 #include "source_maildir.hpp"
 
+#include <algorithm>
+#include <optional>
 #include <set>
 
 namespace mf::copy {
@@ -39,6 +44,73 @@ Result<std::map<std::string, source::Folder>> target_folders(source::Source& dst
         }
     }
     return out;
+}
+
+// A source message and the target message the state file maps it to, same size: their
+// bytes are compared once both sides have been read.
+struct BodyPair {
+    const source::Message* src;
+    const source::Message* dst;
+    std::uint32_t dst_uid;
+};
+
+// Digests of `ms`, read in ascending UID order after one prefetch() of them all: an IMAP
+// side answers with one UID FETCH streamed in that order instead of a round trip per
+// message. A message that cannot be read maps to nullopt; any other failure ends it.
+Result<std::map<const source::Message*, std::optional<BodyDigest>>>
+digest_all(source::Source& side, const source::Folder& f, std::vector<const source::Message*> ms,
+           bool nul_as_0x80, const std::atomic<bool>* cancel) {
+    std::sort(ms.begin(), ms.end(), [](const auto* a, const auto* b) { return a->uid < b->uid; });
+    ms.erase(std::unique(ms.begin(), ms.end()), ms.end());
+    side.prefetch(f, ms);
+    std::map<const source::Message*, std::optional<BodyDigest>> out;
+    for (const auto* m : ms) {
+        if (cancel != nullptr && cancel->load()) {
+            return make_error("verify", "canceled", Scope::account, Retry::later);
+        }
+        auto d = digest_message(side, f, *m, nul_as_0x80);
+        if (!d && d.error().scope != Scope::message) {
+            return d.error();
+        }
+        out.emplace(m, d ? std::optional<BodyDigest>(*d) : std::nullopt);
+    }
+    return out;
+}
+
+// Compares the bytes of each pair: the whole source side first, then the whole target
+// side, each in its own UID order, so neither waits on the other per message.
+Result<void> compare_bodies(source::Source& src, const source::Folder& sf, source::Source& dst,
+                            const source::Folder& df, const std::vector<BodyPair>& pairs,
+                            bool nul_as_0x80, const MismatchFn& add,
+                            const std::atomic<bool>* cancel) {
+    std::vector<const source::Message*> s_ms;
+    std::vector<const source::Message*> d_ms;
+    for (const auto& p : pairs) {
+        s_ms.push_back(p.src);
+        d_ms.push_back(p.dst);
+    }
+    auto s_dig = digest_all(src, sf, std::move(s_ms), nul_as_0x80, cancel);
+    if (!s_dig) {
+        return s_dig.error();
+    }
+    auto d_dig = digest_all(dst, df, std::move(d_ms), nul_as_0x80, cancel);
+    if (!d_dig) {
+        return d_dig.error();
+    }
+    for (const auto& p : pairs) {
+        const auto& sd = s_dig->at(p.src);
+        const auto& dd = d_dig->at(p.dst);
+        if (!sd) {
+            add(p.src->uid, p.dst_uid, "unreadable"); // changed or gone under us on the source
+        } else if (!dd) {
+            add(p.src->uid, p.dst_uid, "missing");
+        } else if (sd->size != dd->size) {
+            add(p.src->uid, p.dst_uid, "size");
+        } else if (sd->digest != dd->digest) {
+            add(p.src->uid, p.dst_uid, "sha256");
+        }
+    }
+    return {};
 }
 
 } // namespace
@@ -129,10 +201,8 @@ Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, co
                 }
             }
             std::set<std::uint32_t> referenced;
+            std::vector<BodyPair> same_size;
             for (const auto& m : s_all->messages) {
-                if (cancel != nullptr && cancel->load()) {
-                    return make_error("verify", "canceled", Scope::account, Retry::later);
-                }
                 if (outside_dates(opts.filters, m)) {
                     continue;
                 }
@@ -154,26 +224,7 @@ Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, co
                 if (m.size != d.size) {
                     add(m.uid, duid, "size");
                 } else {
-                    // An IMAP target is read with BODY[], which shows a NUL as 0x80 on
-                    // Dovecot: compare both sides that way.
-                    const bool imap_target = to.local.empty();
-                    auto sd = digest_message(**src, sf, m, imap_target);
-                    if (!sd && sd.error().scope != Scope::message) {
-                        return sd.error();
-                    }
-                    auto dd = digest_message(*dst, *df, d, imap_target);
-                    if (!dd && dd.error().scope != Scope::message) {
-                        return dd.error();
-                    }
-                    if (!sd) {
-                        add(m.uid, duid, "unreadable"); // changed or gone under us on the source
-                    } else if (!dd) {
-                        add(m.uid, duid, "missing");
-                    } else if (sd->size != dd->size) {
-                        add(m.uid, duid, "size");
-                    } else if (sd->digest != dd->digest) {
-                        add(m.uid, duid, "sha256");
-                    }
+                    same_size.push_back(BodyPair{&m, &d, duid});
                 }
                 // POP3 has neither: what the target shows is the user's doing since.
                 if (!from.pop3 && m.flags != d.flags) {
@@ -184,6 +235,15 @@ Result<VerifyReport> verify_sources(const Endpoint& from, const Endpoint& to, co
                 }
                 prog.messages_done += 1;
                 prog.bytes_done += m.size;
+            }
+            // An IMAP target is read with BODY[], which shows a NUL as 0x80 on Dovecot:
+            // compare both sides that way.
+            if (!same_size.empty()) {
+                if (auto r =
+                        compare_bodies(**src, sf, *dst, *df, same_size, !to_maildir, add, cancel);
+                    !r) {
+                    return r;
+                }
             }
             for (const auto& [duid, d] : d_all) {
                 if (referenced.count(duid) == 0) {

@@ -350,3 +350,46 @@ TEST_CASE("Maildir source → IMAP target: a message with NUL bytes verifies") {
     CHECK(rep.mismatches.empty());
     CHECK(rep.ok());
 }
+
+TEST_CASE("IMAP source → Maildir target: verify reads a folder's bodies with one UID FETCH") {
+    // Dovecot's rawlog keeps what each session sent (the .in files) when the user's home has
+    // a dovecot.rawlog directory: the verify's commands at the source can be counted there.
+    const std::string rawlog = "service imap {\n  executable = imap postlogin\n}\n"
+                               "service postlogin {\n  executable = script-login -d rawlog\n"
+                               "  unix_listener postlogin {\n  }\n}\n";
+    mft::DovecotServer src(server("vfy-pipe-src", kSrcUser, kSrcPw, cu::source_config() + rawlog));
+    mft::DovecotServer dst(server("vfy-pipe-dst", kDstUser, kDstPw, cu::target_config()));
+    for (int i = 0; i < 30; ++i) {
+        src.save_message(kSrcUser, "INBOX", cu::mail("pipe-" + std::to_string(i), 500 + i * 10));
+    }
+    mft::TempDir tmp("vfy-pipe");
+    auto from = cu::endpoint(src.imap_port(), kSrcUser, kSrcPw);
+    auto to = local("maildir:" + dst.mail_dir(kDstUser));
+    auto opts = options(tmp);
+    auto sum = mf::copy::copy_account(from, to, opts);
+    REQUIRE_MESSAGE(sum, (sum ? "" : sum.error().message()));
+
+    const std::filesystem::path logs =
+        std::filesystem::path(src.mail_dir(kSrcUser)).parent_path() / "dovecot.rawlog";
+    std::filesystem::create_directory(logs);
+    std::filesystem::permissions(logs, std::filesystem::perms::all);
+    auto rep = verify(from, to, opts);
+    CHECK(rep.ok());
+    CHECK(rep.messages_compared == 30);
+
+    int sessions = 0;
+    int body_fetches = 0;
+    for (const auto& e : std::filesystem::directory_iterator(logs)) {
+        if (e.path().extension() != ".in") {
+            continue;
+        }
+        ++sessions;
+        std::string text = mft::read_file(e.path().string());
+        for (auto p = text.find("BODY.PEEK[]"); p != std::string::npos;
+             p = text.find("BODY.PEEK[]", p + 1)) {
+            ++body_fetches;
+        }
+    }
+    REQUIRE(sessions >= 1);
+    CHECK(body_fetches == 1); // one per message before: 30
+}
