@@ -1,7 +1,7 @@
 // face_io.hpp — bounded, deadline-limited reads and whole-line writes for the login faces.
 //
 // Every byte a face reads from its caller crosses a trust boundary, so every read here has
-// a byte limit and a deadline (STYLE.md rule 8): a caller that sends too much or stalls
+// a byte limit and a deadline: a caller that sends too much or stalls
 // gets a definite outcome instead of a face that grows or hangs. Bytes that may hold a
 // password are collected in a Secret and the scratch buffers they passed through are
 // wiped. Nothing here logs: callers know what the bytes were and say so.

@@ -20,7 +20,7 @@
 # the source's INBOX over POP3 (mailferry-copy --from pop3+plain:// against `doveadm
 # backup` from pop3c:). POP3 has no flags, dates or folders, so those rows are verified on
 # the INBOX's message bytes only ("inbox bytes").
-# Facts about the peers (TESTING-NOTES): mbsync needs CopyArrivalDate yes and adds an
+# Facts about the peers: mbsync needs CopyArrivalDate yes and adds an
 # X-TUID header to every message, so it never verifies as exact; doveadm backup writes the
 # target's storage directly (no IMAP on that side).
 # Must never: touch anything outside --work and bench/results, or the system Dovecot.
