@@ -26,7 +26,6 @@ namespace mf {
 
 namespace {
 
-constexpr std::size_t kMaxPassword = 1024;
 constexpr UnixTime kLoginRecordInterval = 60; // seconds
 
 std::string lock_dir_of(const Config& cfg) {
@@ -172,8 +171,10 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
     if (password.empty()) {
         return answer(AuthStatus::fail, {}, "empty password");
     }
-    if (password.size() > kMaxPassword) {
-        return answer(AuthStatus::fail, {}, "password longer than 1024 bytes");
+    if (password.size() > kMaxPasswordBytes) {
+        return answer(AuthStatus::fail, {},
+                      "password longer than " + std::to_string(kMaxPasswordBytes) + " bytes (" +
+                          std::to_string(password.size()) + ")");
     }
     for (char c : password.view()) {
         if (c == '\r' || c == '\n' || c == '\0') {
