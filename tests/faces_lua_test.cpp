@@ -145,8 +145,12 @@ class Lua {
     lua_State* L_;
 };
 
-// The shipped Dovecot config and script with this build's module, the test's paths.
-std::string new_server_auth(const World& w) {
+// The shipped Dovecot config and script with this build's module, the test's paths
+// (`config`: the engine config the script opens; default the world's).
+std::string new_server_auth(const World& w, std::string config = {}) {
+    if (config.empty()) {
+        config = w.config;
+    }
     auto subst = [](std::string text, const std::string& from, const std::string& to) {
         REQUIRE_MESSAGE(text.find(from) != std::string::npos, from);
         for (auto p = text.find(from); p != std::string::npos; p = text.find(from, p + to.size())) {
@@ -156,7 +160,7 @@ std::string new_server_auth(const World& w) {
     };
     const std::string examples = std::string(MF_SOURCE_DIR) + "/examples/dovecot/";
     std::string script = mft::read_file(examples + "mailferry.lua");
-    script = subst(script, "\"/etc/mailferry/mailferry.toml\"", "\"" + w.config + "\"");
+    script = subst(script, "\"/etc/mailferry/mailferry.toml\"", "\"" + config + "\"");
     script = subst(script, "-- package.cpath = \"/usr/local/lib/lua/5.4/?.so;\"",
                    "package.cpath = \"" + module_dir() + "/?.so;\"");
     const std::string script_path = w.dir.file("mailferry.lua");
@@ -241,15 +245,16 @@ TEST_CASE("through Lua: open, authenticate, lookup, their answers and misuse") {
     lua.run("for i = 1, 3 do local x = mailferry.open('" + w.config + "') end; collectgarbage()");
 }
 
-TEST_CASE("end to end: a NEW Dovecot with the shipped Lua passdb/userdb (examples/dovecot)") {
-    World w;
-    ft::give_to_mfvmail(w.state);
-    ft::give_to_mfvmail(w.dir.file("home"));
+namespace {
+
+// The options of a NEW Dovecot running `auth` (plain IMAP only; the ASan runtime for our
+// module when it is built with it).
+mft::DovecotOptions new_server(const std::string& auth) {
     mft::DovecotOptions n;
     n.label = "new-lua";
     n.pop3 = n.pop3s = n.submission = n.imaps = false;
     n.tls = false;
-    n.auth_config = new_server_auth(w);
+    n.auth_config = auth;
     // Every login reaches the module (the shipped file turns Dovecot's auth cache on).
     n.extra_config = "auth_failure_delay = 0\nauth_cache_size = 0\n";
 #ifdef MF_ASAN_RUNTIME
@@ -257,6 +262,28 @@ TEST_CASE("end to end: a NEW Dovecot with the shipped Lua passdb/userdb (example
         "import_environment = $import_environment LD_PRELOAD=" + std::string(MF_ASAN_RUNTIME) +
         " ASAN_OPTIONS=detect_leaks=0\ndefault_vsz_limit = 0\n";
 #endif
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("end to end: a config mailferry cannot open is a temporary failure, not a NO") {
+    World w;
+    mft::DovecotServer fresh(new_server(new_server_auth(w, w.dir.file("missing.toml"))));
+    ft::ImapClient c(fresh.imap_port());
+    auto reply = c.login("anna@old.example", kAnnaPw);
+    INFO("new server log:\n", fresh.log_tail());
+    CHECK(reply.rfind("a1 NO [UNAVAILABLE]", 0) == 0);
+    CHECK(fresh.log_tail(200).find("mailferry: not open") != std::string::npos);
+    CHECK(fresh.log_tail(200).find("missing.toml") != std::string::npos);
+    CHECK(fresh.doveadm({"user", "anna@new.example"}) != 0);
+}
+
+TEST_CASE("end to end: a NEW Dovecot with the shipped Lua passdb/userdb (examples/dovecot)") {
+    World w;
+    ft::give_to_mfvmail(w.state);
+    ft::give_to_mfvmail(w.dir.file("home"));
+    mft::DovecotOptions n = new_server(new_server_auth(w));
     mft::DovecotServer fresh(n);
     auto reply_of = [&fresh](const std::string& user, const std::string& pw, bool sasl) {
         ft::ImapClient c(fresh.imap_port());
