@@ -17,10 +17,12 @@ packages=(
   cmake g++ make pkg-config libssl-dev libcurl4-openssl-dev libsodium-dev libsqlite3-dev
   libcrypt-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev libfmt-dev doctest-dev libpam0g-dev zlib1g-dev clang-format libidn2-dev
+  liblua5.4-dev
   # fuzzing (scripts/fuzz-smoke.sh): clang and its libFuzzer/sanitizer runtimes
   clang libclang-rt-14-dev
   # real servers and peers for tests, demo and benchmarks
   dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd isync pamtester procmail
+  dovecot-auth-lua
   # Courier-IMAP's imapd writes the Courier Maildir fixtures and serves as an old server;
   # its package conflicts with dovecot-imapd, so only its libraries and authdaemond's
   # userdb module are installed and the programs are unpacked below.

@@ -19,8 +19,6 @@
 namespace mf::cli {
 namespace {
 
-constexpr std::size_t kMaxPassword = 1024; // the engine refuses longer ones
-
 std::vector<std::string_view> split_tabs(std::string_view line) {
     std::vector<std::string_view> out;
     std::size_t start = 0;
@@ -192,9 +190,9 @@ class Planner {
             problem(n, LineResult::malformed, "empty password", shown);
             return;
         }
-        if (password.size() > kMaxPassword) {
+        if (password.size() > kMaxPasswordBytes) { // the engine would refuse it
             problem(n, LineResult::malformed,
-                    "password longer than " + std::to_string(kMaxPassword) + " bytes", shown);
+                    "password longer than " + std::to_string(kMaxPasswordBytes) + " bytes", shown);
             return;
         }
         auto id = ids_.resolve(login);

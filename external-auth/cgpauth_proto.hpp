@@ -35,6 +35,10 @@
 namespace mf::cgp {
 
 // The longest request line we accept, and the longest reply line CGP accepts (without LF).
+// A VRFY line carries the password among its arguments, so this face takes passwords up to
+// a little under 4096 bytes (fewer when CGP escapes bytes as \nnn), not the engine's full
+// kMaxPasswordBytes: the limit on what CommuniGate itself sends a helper is not documented,
+// and one buffer for both directions keeps the reader bounded.
 inline constexpr std::size_t kMaxLine = 4096;
 
 // The interface version we answer to INTF: the basic VRFY / NEW / QUIT command set.

@@ -41,7 +41,6 @@
 #include "mailferry/engine.hpp"
 #include "mailferry/log.hpp"
 #include "mailferry/process_harden.hpp"
-#include "mailferry/store.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -83,34 +82,19 @@ mf::Result<unsigned> parse_seconds(std::string_view v, unsigned max) {
     return n;
 }
 
-// Lookup mode: Dovecot asks whether an account exists (userdb, or passdb lookups).
+// Lookup mode: Dovecot asks whether an account exists (userdb, or passdb lookups). The
+// engine decides (Engine::lookup, the same answer mf_lookup_user gives the Lua userdb).
 int lookup(mf::Engine& engine, const std::string& login, const std::string& who) {
-    auto id = engine.identity().resolve(login);
-    if (!id) {
-        mf::log::info(who + ": lookup: login refused: " + id.error().message());
+    mf::AuthResult found = engine.lookup(login, "checkpassword");
+    switch (found.status) {
+    case mf::AuthStatus::ok:
+        break;
+    case mf::AuthStatus::fail:
         return cp::kExitUnknownUser;
-    }
-    // As a login finds it: any letter case for a case-insensitive old server, and an
-    // account an older version stored under another spelling keeps that name.
-    auto acct = mf::find_login_account(engine.store(), id->canonical,
-                                       id->provider->case_insensitive, nullptr);
-    if (!acct) {
-        mf::log::warning(who + ": lookup: " + acct.error().message());
+    case mf::AuthStatus::tempfail:
         return cp::kExitTemporary;
     }
-    if (acct->has_value()) {
-        mf::use_stored_name(*id, (**acct).name);
-    }
-    if (!acct->has_value() || !mf::is_migrated((**acct).state)) {
-        mf::log::info(who + ": lookup: " + id->canonical + " is not migrated (" +
-                      (acct->has_value() ? mf::to_string((**acct).state) : "unknown") + ")");
-        return cp::kExitUnknownUser;
-    }
-    std::vector<std::pair<std::string, std::string>> extra;
-    for (const auto& [name, tmpl] : engine.config().result.extra_fields) {
-        extra.emplace_back(name, mf::expand_template(tmpl, id->local, id->domain));
-    }
-    auto env = cp::reply_env(id->canonical, extra);
+    auto env = cp::reply_env(found.user, found.extra);
     if (!env) {
         mf::log::error(who + ": lookup: " + env.error().message());
         return cp::kExitTemporary;

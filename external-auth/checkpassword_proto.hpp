@@ -22,7 +22,10 @@
 
 namespace mf::checkpassword {
 
-// The interface's limit on fd 3 (Dovecot refuses to send more; longer = mismatch).
+// The interface's limit on fd 3 (Dovecot refuses to send more; longer = mismatch). It
+// stays below the engine's kMaxPasswordBytes on purpose: Dovecot 2.3 never sends more, so
+// a longer password cannot reach this face at all. Such users need the Lua passdb
+// (examples/dovecot/mailferry.lua), which carries up to kMaxPasswordBytes.
 inline constexpr std::size_t kMaxInput = 512;
 
 // checkpassword's exit codes as Dovecot reads them.

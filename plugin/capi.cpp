@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+static_assert(MF_MAX_PASSWORD_BYTES == mf::kMaxPasswordBytes,
+              "the C header's password limit is the engine's");
+
 struct mf_handle {
     std::unique_ptr<mf::Engine> engine;
 };
@@ -150,6 +153,27 @@ mf_auth_status mf_authenticate(mf_handle* h, const char* login, const char* pass
             req.client_ip = client_ip != nullptr ? client_ip : "";
             req.face = "capi";
             ar = h->engine->authenticate(req);
+        }
+        if (result != nullptr) {
+            fill(result, ar);
+        }
+        return to_c(ar.status);
+    } catch (...) {
+        return MF_AUTH_TEMPFAIL;
+    }
+}
+
+mf_auth_status mf_lookup_user(mf_handle* h, const char* login, mf_result* result) {
+    try {
+        if (result != nullptr) {
+            mf_result_free(result);
+        }
+        mf::AuthResult ar;
+        if (h == nullptr || login == nullptr) {
+            ar.status = mf::AuthStatus::tempfail;
+            ar.message = "mf_lookup_user: NULL handle or login";
+        } else {
+            ar = h->engine->lookup(login, "capi");
         }
         if (result != nullptr) {
             fill(result, ar);

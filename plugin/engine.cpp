@@ -26,7 +26,6 @@ namespace mf {
 
 namespace {
 
-constexpr std::size_t kMaxPassword = 1024;
 constexpr UnixTime kLoginRecordInterval = 60; // seconds
 
 std::string lock_dir_of(const Config& cfg) {
@@ -99,6 +98,7 @@ struct Engine::Impl {
                          const std::string& who, const Guard::Verdict& verdict,
                          const std::string& how);
     std::vector<std::pair<std::string, std::string>> extra_fields(const Identity& id) const;
+    AuthResult find_migrated(std::string_view login, const std::string& who);
     // The guard's answer when it refuses this client whatever the check (per-client and
     // per-address limits, negative cache); nothing is written. nullopt: go on.
     std::optional<AuthResult> guard_refusal(const AuthRequest& req, const std::string& name,
@@ -172,8 +172,10 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
     if (password.empty()) {
         return answer(AuthStatus::fail, {}, "empty password");
     }
-    if (password.size() > kMaxPassword) {
-        return answer(AuthStatus::fail, {}, "password longer than 1024 bytes");
+    if (password.size() > kMaxPasswordBytes) {
+        return answer(AuthStatus::fail, {},
+                      "password longer than " + std::to_string(kMaxPasswordBytes) + " bytes (" +
+                          std::to_string(password.size()) + ")");
     }
     for (char c : password.view()) {
         if (c == '\r' || c == '\n' || c == '\0') {
@@ -233,6 +235,25 @@ AuthResult Engine::Impl::decide(const AuthRequest& req, const Secret& password) 
         }
     }
     return first_login(req, *id, *acct, password, who);
+}
+
+AuthResult Engine::Impl::find_migrated(std::string_view login, const std::string& who) {
+    auto id = identity.resolve(login);
+    if (!id) {
+        return answer(AuthStatus::fail, {}, "login refused: " + id.error().message());
+    }
+    auto acct = account_of(*store, *id, who);
+    if (!acct) {
+        return answer(AuthStatus::tempfail, id->canonical, acct.error().message());
+    }
+    if (!acct->has_value() || !is_migrated((**acct).state)) {
+        return answer(AuthStatus::fail, id->canonical,
+                      id->canonical + " is not migrated (" +
+                          (acct->has_value() ? to_string((**acct).state) : "unknown") + ")");
+    }
+    AuthResult res = answer(AuthStatus::ok, id->canonical, "migrated account found");
+    res.extra = extra_fields(*id);
+    return res;
 }
 
 std::optional<AuthResult> Engine::Impl::guard_refusal(const AuthRequest& req,
@@ -544,6 +565,19 @@ AuthResult Engine::authenticate(const AuthRequest& req) noexcept {
         return r;
     } catch (...) {
         return answer(AuthStatus::tempfail, {}, "internal error");
+    }
+}
+
+AuthResult Engine::lookup(std::string_view login, std::string_view face) noexcept {
+    try {
+        std::string who = log::prefix(face.empty() ? "engine" : face, login, "");
+        AuthResult r = impl_->find_migrated(login, who);
+        log_result(who + ": lookup", r);
+        return r;
+    } catch (const std::exception& e) {
+        return answer(AuthStatus::tempfail, {}, std::string("lookup: internal error: ") + e.what());
+    } catch (...) {
+        return answer(AuthStatus::tempfail, {}, "lookup: internal error");
     }
 }
 

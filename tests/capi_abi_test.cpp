@@ -68,6 +68,10 @@ TEST_CASE("bad arguments never crash and never answer OK") {
     CHECK(r.status == MF_AUTH_TEMPFAIL);
     CHECK(r.message != nullptr);
     mf_result_free(&r);
+    CHECK(mf_lookup_user(nullptr, "a", &r) == MF_AUTH_TEMPFAIL);
+    CHECK(r.status == MF_AUTH_TEMPFAIL);
+    CHECK(std::string(r.message).find("NULL") != std::string::npos);
+    mf_result_free(&r);
     mf_result_free(&r); // twice is fine
     mf_result_free(nullptr);
     mf_close(nullptr);
@@ -126,5 +130,60 @@ TEST_CASE("a first login through the C ABI, then a local one, from many threads"
         t.join();
     }
     CHECK(ok == 30);
+    mf_close(h);
+}
+
+TEST_CASE("mf_lookup_user: a migrated account with its fields, FAIL for others, TEMPFAIL") {
+    mft::DovecotOptions o;
+    o.label = "capi-lookup";
+    o.users = {{"anna@example.com", "anna pw"}, {"bob@example.com", "bob pw"}};
+    mft::DovecotServer old(o);
+    mft::TempDir dir;
+    auto config = config_for(dir, old);
+    char err[512];
+    mf_handle* h = nullptr;
+    REQUIRE_MESSAGE(mf_open(config.c_str(), &h, err, sizeof err) == MF_OK, err);
+    mf_result r;
+    mf_result_init(&r);
+
+    // Before anybody logged in nobody is known, and the lookup asks no old server.
+    CHECK(mf_lookup_user(h, "anna", &r) == MF_AUTH_FAIL);
+    REQUIRE(r.message != nullptr);
+    CHECK(std::string(r.message).find("not migrated") != std::string::npos);
+    CHECK(r.extra_count == 0);
+    const std::string pw = "anna pw";
+    REQUIRE(mf_authenticate(h, "anna", pw.data(), pw.size(), "imap", nullptr, nullptr) ==
+            MF_AUTH_OK);
+
+    old.stop();
+    for (const char* login : {"anna", "anna@example.com", "ANNA@Example.COM"}) {
+        CAPTURE(login);
+        CHECK(mf_lookup_user(h, login, &r) == MF_AUTH_OK);
+        CHECK(r.status == MF_AUTH_OK);
+        REQUIRE(r.user != nullptr);
+        CHECK(std::string(r.user) == "anna@example.com");
+        CHECK(r.first_login == 0);
+        REQUIRE(r.extra_count == 1);
+        CHECK(std::string(r.extra[0].name) == "userdb_home");
+        CHECK(std::string(r.extra[0].value) == "/var/vmail/example.com/anna");
+        mf_result_free(&r);
+    }
+    CHECK(mf_lookup_user(h, "bob", &r) == MF_AUTH_FAIL); // exists only at the old server
+    CHECK(mf_lookup_user(h, "bad name", &r) == MF_AUTH_FAIL);
+    CHECK(mf_lookup_user(h, "x@elsewhere.example", nullptr) == MF_AUTH_FAIL);
+    mf_result_free(&r);
+    // A store that cannot answer (here: its accounts table gone, as after a failed
+    // migration by hand): TEMPFAIL, never FAIL; and OK again once it is back.
+    auto sql = [&dir](const std::string& statement) {
+        auto r = mft::run({"sqlite3", dir.file("mf.db"), statement});
+        REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    };
+    sql("ALTER TABLE accounts RENAME TO accounts_away");
+    CHECK(mf_lookup_user(h, "anna", &r) == MF_AUTH_TEMPFAIL);
+    CHECK(r.status == MF_AUTH_TEMPFAIL);
+    CHECK(std::string(r.message).find("accounts") != std::string::npos);
+    mf_result_free(&r);
+    sql("ALTER TABLE accounts_away RENAME TO accounts");
+    CHECK(mf_lookup_user(h, "anna", nullptr) == MF_AUTH_OK);
     mf_close(h);
 }

@@ -162,7 +162,7 @@ TEST_CASE("garbage logins and passwords are refused without contacting anybody")
         {"anna", "line\r\nbreak"},
         {"anna", "lf\nonly"},
         {"anna", nul_pw},
-        {"anna", std::string(1025, 'x')},
+        {"anna", std::string(mf::kMaxPasswordBytes + 1, 'x')},
     };
     for (const auto& [user, pw] : cases) {
         auto t0 = std::chrono::steady_clock::now();
@@ -172,6 +172,47 @@ TEST_CASE("garbage logins and passwords are refused without contacting anybody")
         CHECK(r.message.find(pw.empty() ? "\x01\x02" : pw) == std::string::npos);
     }
     CHECK(engine->store().list_accounts()->empty());
+}
+
+TEST_CASE("passwords up to 4 KiB: 4096 bytes verified at the old server, 4097 refused at once") {
+    // Printable and varied (quotes, backslash, UTF-8), so no byte pattern hides a cut.
+    const std::vector<std::string> pieces = {"abc", "XYZ", "019", " ",        "\"",
+                                             "\\",  "%",   "{}",  "\xc3\xbc", "-"};
+    std::string long_pw;
+    for (std::size_t i = 0; long_pw.size() < mf::kMaxPasswordBytes; ++i) {
+        long_pw += pieces[(i * 7) % pieces.size()];
+    }
+    long_pw.resize(mf::kMaxPasswordBytes - 1);
+    if (static_cast<unsigned char>(long_pw.back()) == 0xc3) {
+        long_pw.back() = 'q'; // never half a UTF-8 character
+    }
+    long_pw += 'Z';
+    REQUIRE(long_pw.size() == 4096);
+    mft::DovecotOptions o;
+    o.label = "old-long";
+    o.users = {{"long@example.com", long_pw}};
+    mft::DovecotServer old(o);
+    mft::TempDir dir;
+    Setup s;
+    s.provider_block = imaps_block(old);
+    auto engine = open_engine(write_config(dir, s));
+
+    // One byte over: FAIL with the reason, before the old server is asked; nothing written.
+    auto over = login(*engine, "long", long_pw + "x");
+    CHECK(over.status == AuthStatus::fail);
+    CHECK(over.message.find("password longer than 4096 bytes") != std::string::npos);
+    CHECK(over.message.find(long_pw.substr(0, 32)) == std::string::npos);
+    CHECK(engine->store().list_accounts()->empty());
+
+    auto first = login(*engine, "long", long_pw);
+    REQUIRE_MESSAGE(first.status == AuthStatus::ok, first.message);
+    CHECK(first.first_login);
+    CHECK(first.user == "long@example.com");
+    old.stop(); // from now on the stored hash answers
+    auto again = login(*engine, "long", long_pw);
+    CHECK_MESSAGE(again.status == AuthStatus::ok, again.message);
+    CHECK_FALSE(again.first_login);
+    CHECK(login(*engine, "long", long_pw.substr(0, 4095)).status == AuthStatus::fail);
 }
 
 TEST_CASE("brute-force guard and negative cache answer locally") {

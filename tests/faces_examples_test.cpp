@@ -3,7 +3,7 @@
 // libmailferry.so) decides logins against a real old Dovecot.
 //
 // The checkpassword snippet also runs live in faces_checkpassword_test, the PAM service
-// file in faces_pam_test.
+// file in faces_pam_test, the Lua snippet and script in faces_lua_test.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -33,7 +33,9 @@ TEST_CASE("examples/dovecot: every snippet passes doveconf -n") {
     std::string root = std::string(MF_SOURCE_DIR) + "/examples/dovecot";
     int checked = 0;
     for (const auto& e : std::filesystem::directory_iterator(root)) {
-        if (e.path().extension() != ".ext") {
+        // The Dovecot 2.4 snippet cannot pass 2.3's doveconf; it says it is not checked.
+        if (e.path().extension() != ".ext" ||
+            e.path().filename().string().find("-2.4.") != std::string::npos) {
             continue;
         }
         CAPTURE(e.path().string());
@@ -43,7 +45,7 @@ TEST_CASE("examples/dovecot: every snippet passes doveconf -n") {
         CHECK(out.find("passdb {") != std::string::npos);
         ++checked;
     }
-    CHECK(checked == 3); // checkpassword, master user, PAM
+    CHECK(checked == 4); // checkpassword, master user, PAM, Lua
 
     // The check can fail: a snippet with a typo is refused.
     mft::write_file(dir.file("broken.conf.ext"), "passdb {\n  drivr = checkpassword\n}\n");

@@ -69,6 +69,14 @@ class Engine {
 
     AuthResult authenticate(const AuthRequest& req) noexcept;
 
+    // A lookup without a password (a userdb asking whether an account exists: Dovecot's
+    // LMTP delivery, doveadm, a master-user login): ok with the canonical name and the
+    // extra fields for an account mailferry has migrated; fail for any other name (not
+    // yet migrated, disabled, refused by the identity map); tempfail when the store cannot
+    // answer. The name is found as a login finds it (letter case, older spellings). Asks
+    // no old server, writes nothing, never throws. `face` names the caller in the log.
+    AuthResult lookup(std::string_view login, std::string_view face) noexcept;
+
     void set_provisioned_hook(ProvisionedHook hook);
 
     [[nodiscard]] const Config& config() const;

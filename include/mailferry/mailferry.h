@@ -12,6 +12,8 @@
  *     // st == MF_AUTH_FAIL:     wrong password or no such account
  *     // st == MF_AUTH_TEMPFAIL: could not decide now (old server down, ...): retry later
  *     mf_result_free(&r);
+ *     st = mf_lookup_user(h, login, &r);   // a userdb lookup: no password, no old server
+ *     mf_result_free(&r);
  *     mf_close(h);
  *
  * Versioning: the soname is libmailferry.so.MF_ABI_VERSION. Functions are only ever
@@ -42,6 +44,9 @@ extern "C" {
 #define MF_API
 #endif
 
+/* The longest password mailferry accepts, in bytes; a longer one is a FAIL. */
+#define MF_MAX_PASSWORD_BYTES 4096
+
 /* Return codes of mf_open() and friends. */
 enum {
     MF_OK = 0,
@@ -60,8 +65,8 @@ typedef struct {
     const char* value;
 } mf_field;
 
-/* The result of one mf_authenticate() call. Initialise with mf_result_init(), release
- * with mf_result_free(); all strings are owned by the result. */
+/* The result of one mf_authenticate() or mf_lookup_user() call. Initialise with mf_result_init(),
+ * release with mf_result_free(); all strings are owned by the result. */
 typedef struct {
     size_t size;           /* sizeof(mf_result) of the caller; set by mf_result_init */
     mf_auth_status status; /* same as the return value */
@@ -96,13 +101,23 @@ MF_API void mf_result_init(mf_result* r);
 MF_API void mf_result_free(mf_result* r);
 
 /* Decides one login. `password` is `password_len` bytes (not NUL-terminated; may hold
- * any byte — CR, LF and NUL make it a FAIL). `service` ("imap", "pop3", "smtp"...) and
- * `client_ip` may be NULL. `result` may be NULL when only the status is wanted. Blocks
- * up to the old server's timeout on a first login; answers from the store afterwards.
- * Returns the status (also in result->status). */
+ * any byte — CR, LF and NUL make it a FAIL, and so do more than MF_MAX_PASSWORD_BYTES). `service`
+ * ("imap", "pop3", "smtp"...) and `client_ip` may be NULL. `result` may be NULL when only the
+ * status is wanted. Blocks up to the old server's timeout on a first login; answers from the store
+ * afterwards. Returns the status (also in result->status). */
 MF_API mf_auth_status mf_authenticate(mf_handle* h, const char* login, const char* password,
                                       size_t password_len, const char* service,
                                       const char* client_ip, mf_result* result);
+
+/* A userdb lookup without a password (LMTP delivery, doveadm, a master-user login):
+ * MF_AUTH_OK with result->user the canonical name and result->extra the extra fields
+ * for an account mailferry has migrated; MF_AUTH_FAIL for any other login (not yet
+ * migrated, disabled, a name the identity map refuses); MF_AUTH_TEMPFAIL when the store
+ * cannot answer now. Asks no old server and changes nothing: it waits at most the
+ * store's busy_timeout. `result` may be NULL. Returns the status (also in result->status). Added to
+ * ABI 1 later than the functions above: a caller that must also run with an older
+ * libmailferry.so.1 looks it up with dlsym(). */
+MF_API mf_auth_status mf_lookup_user(mf_handle* h, const char* login, mf_result* result);
 
 /* A static English name for a status: "OK", "FAIL", "TEMPFAIL". */
 MF_API const char* mf_auth_status_name(mf_auth_status s);

@@ -12,6 +12,13 @@
 
 namespace mf {
 
+// The longest password any door of mailferry accepts, in bytes: the engine answers FAIL
+// above it before anybody is contacted, and `mailferry replay` refuses such lines. 4 KiB
+// is far above what people type or password managers make, and still fits the old
+// servers' SASL buffers (Dovecot reads 8 KiB of AUTHENTICATE PLAIN). Faces whose own
+// protocol carries less say so in their headers (checkpassword: 512 bytes in all).
+inline constexpr std::size_t kMaxPasswordBytes = 4096;
+
 class Secret {
   public:
     Secret() = default;
