@@ -323,6 +323,15 @@ const Keys<WorkerConfig>& worker_keys() {
     return keys;
 }
 
+const Keys<LoginCacheConfig>& login_cache_keys() {
+    static const Keys<LoginCacheConfig> keys = {
+        // 0 turns the cache off.
+        duration("ttl", &LoginCacheConfig::ttl, milliseconds(0), hours(24)),
+        number("max_entries", &LoginCacheConfig::max_entries, 1, 10000000),
+    };
+    return keys;
+}
+
 const std::vector<Section>& sections() {
     static const std::vector<Section> list = {
         table_section("store", &Config::store, store_keys()),
@@ -331,6 +340,7 @@ const std::vector<Section>& sections() {
         table_section("hash", &Config::hash, hash_keys()),
         table_section("provisioner", &Config::provisioner, provisioner_keys()),
         table_section("guard", &Config::guard, guard_keys()),
+        table_section("login_cache", &Config::login_cache, login_cache_keys()),
         table_section("result", &Config::result, result_keys()),
         table_section("log", &Config::log, log_keys()),
         table_section("spool", &Config::spool, spool_keys()),

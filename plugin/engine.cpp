@@ -10,6 +10,7 @@
 //   - authenticate() catches everything: it is called across the C ABI.
 #include "mailferry/engine.hpp"
 
+#include "engine_login_cache.hpp"
 #include "file_lock.hpp"
 #include "file_util.hpp"
 #include "guard.hpp"
@@ -64,6 +65,7 @@ struct Engine::Impl {
     std::unique_ptr<Provisioner> provisioner;
     std::map<std::string, std::unique_ptr<Verifier>> verifiers; // by provider name
     std::optional<Guard> guard;
+    std::optional<LoginCache> cache;
     std::string lock_dir;
     std::mutex hook_mu;
     ProvisionedHook hook; // guarded by hook_mu
@@ -83,7 +85,7 @@ struct Engine::Impl {
     std::optional<AuthResult> check_hash(const AuthRequest& req, const Account& acct,
                                          const Secret& password, const std::string& who,
                                          const char* kind, std::optional<Guard::Verdict>& verdict,
-                                         bool& match);
+                                         bool& match, bool& cached);
     // The first login of an imported account (state verified): its password is checked
     // against the imported hash instead of the old server. nullopt: the hash cannot be
     // verified here; the caller asks the old server.
@@ -284,13 +286,15 @@ std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const
     }
     std::optional<Guard::Verdict> verdict;
     bool match = false;
-    if (auto decided = check_hash(req, acct, password, who, "stored", verdict, match)) {
+    bool cached = false;
+    if (auto decided = check_hash(req, acct, password, who, "stored", verdict, match, cached)) {
         return decided;
     }
     if (!match) {
         return std::nullopt;
     }
-    std::string note = "verified locally";
+    std::string note = cached ? "verified locally (login cache)" : "verified locally";
+    std::string hash_now = acct.hash;
     if (needs_rehash(acct.hash, cfg.hash)) {
         auto h = make_hash(password, cfg.hash);
         if (h) {
@@ -300,8 +304,10 @@ std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const
                              "rehashed to " + std::string(to_string(cfg.hash.scheme))});
             note += r ? "; rehashed to the configured scheme"
                       : "; rehash failed: " + r.error().message();
+            hash_now = r ? *h : hash_now;
         }
     }
+    cache->put(name, hash_now, password);
     // Last-login tracking needs minutes, not seconds: clients that log in every few
     // seconds (IMAP IDLE reconnects, SMTP submission) then cost no write at all.
     if (UnixTime now = now_unix(); now - acct.last_login >= kLoginRecordInterval) {
@@ -386,7 +392,8 @@ std::optional<AuthResult> Engine::Impl::imported_login(const AuthRequest& req, c
                                                        const std::string& who) {
     std::optional<Guard::Verdict> verdict;
     bool match = false;
-    if (auto decided = check_hash(req, acct, password, who, "imported", verdict, match)) {
+    bool cached = false; // never: only stored hashes are cached
+    if (auto decided = check_hash(req, acct, password, who, "imported", verdict, match, cached)) {
         return decided;
     }
     if (!match) {
@@ -399,7 +406,7 @@ std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const
                                                    const Secret& password, const std::string& who,
                                                    const char* kind,
                                                    std::optional<Guard::Verdict>& verdict,
-                                                   bool& match) {
+                                                   bool& match, bool& cached) {
     const std::string& name = acct.name;
     // The attempt is recorded before the hash is checked: no record, no check.
     auto v = guard->begin(name, req.client_ip, password, Guard::Check::stored_hash);
@@ -407,6 +414,12 @@ std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const
         return decided;
     }
     verdict = std::move(*v);
+    // Only a stored hash of a migrated account is cached; an imported one is checked once.
+    if (std::string_view(kind) == "stored" && cache->hit(name, acct.hash, password)) {
+        cached = true;
+        match = true;
+        return std::nullopt;
+    }
     HashCheck check = verify_hash(acct.hash, password);
     switch (check.result) {
     case HashMatch::mismatch:
@@ -533,6 +546,7 @@ Result<std::unique_ptr<Engine>> Engine::from_config(Config cfg) {
         return guard.error();
     }
     impl->guard.emplace(std::move(*guard));
+    impl->cache.emplace(impl->cfg.login_cache.ttl, impl->cfg.login_cache.max_entries);
     auto prov = make_provisioner(impl->cfg.provisioner);
     if (!prov) {
         return prov.error();
@@ -553,6 +567,9 @@ AuthResult Engine::authenticate(const AuthRequest& req) noexcept {
     try {
         Secret password(req.password);
         AuthResult r = impl_->decide(req, password);
+        if (r.status != AuthStatus::ok && !r.user.empty()) {
+            impl_->cache->drop(r.user); // any failure of a user forgets its cached logins
+        }
         log_result(log::prefix(req.face.empty() ? "engine" : req.face, req.login, req.client_ip),
                    r);
         return r;

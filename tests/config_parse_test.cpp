@@ -374,6 +374,12 @@ TEST_CASE("values out of range") {
                  "t.toml:6: guard.max_failures_per_account", "from 1 to 1000000");
     expect_error(kProvider + "[guard]\nmax_failures_per_ip = 1000001\n",
                  "t.toml:6: guard.max_failures_per_ip", "from 1 to 1000000");
+    expect_error(kProvider + "[login_cache]\nttl = \"2d\"\n", "t.toml:6: login_cache.ttl",
+                 "from 0s to 1d");
+    expect_error(kProvider + "[login_cache]\nmax_entries = 0\n",
+                 "t.toml:6: login_cache.max_entries", "from 1 to 10000000");
+    CHECK(ok(kProvider + "[login_cache]\nttl = \"0\"\n").login_cache.ttl.count() == 0);
+    CHECK(ok(kProvider).login_cache.ttl.count() == 5 * 60 * 1000);
     expect_error(kProvider + "[worker]\nmessages_per_connection = -1\n",
                  "t.toml:6: worker.messages_per_connection", "from 0 to 1000000");
     expect_error(kProvider + "[worker]\nmessages_per_connection = 1000001\n",

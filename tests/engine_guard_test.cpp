@@ -40,20 +40,7 @@ std::string guard_block(const std::string& extra = "") {
 
 std::string write_config(const mft::TempDir& dir, const mft::DovecotServer& old,
                          const std::string& guard) {
-    std::string text =
-        "[store]\npath = \"" + dir.file("mf.db") +
-        "\"\nbusy_timeout = \"300ms\"\n\n"
-        "[identity]\ndefault_domain = \"example.com\"\n\n"
-        "[[provider]]\nname = \"old\"\ndomains = [\"example.com\"]\nprotocol = \"imap\"\n"
-        "host = \"localhost\"\nport = " +
-        std::to_string(old.imaps_port()) + "\ntls = \"implicit\"\nca_file = \"" + old.ca_file() +
-        "\"\ntimeout = \"5s\"\nmax_concurrent = 32\n\n"
-        "[hash]\nscheme = \"argon2id\"\nargon2_ops = 1\nargon2_memory_kib = 8192\n\n"
-        "[provisioner]\ntype = \"builtin\"\n\n[guard]\n" +
-        guard;
-    auto path = dir.file("mailferry.toml");
-    mft::write_file(path, text, 0644);
-    return path;
+    return mft::old_server_config(dir, old, "[guard]\n" + guard);
 }
 
 mft::DovecotOptions old_options() {

@@ -111,6 +111,13 @@ struct GuardConfig {
     std::string key_file; // keyed hash for the negative cache; default beside the database
 };
 
+// The verified-login cache of a long-lived engine (C ABI, PAM, Lua): a right password
+// checked against the stored hash is answered again within `ttl` without the slow hash.
+struct LoginCacheConfig {
+    Millis ttl{5 * 60 * 1000}; // 0: off
+    unsigned max_entries = 10000;
+};
+
 // Extra fields returned with an OK (templates as in ProvisionerConfig::home).
 struct ResultConfig {
     std::map<std::string, std::string> extra_fields;
@@ -191,6 +198,7 @@ struct Config {
     HashConfig hash;
     ProvisionerConfig provisioner;
     GuardConfig guard;
+    LoginCacheConfig login_cache;
     ResultConfig result;
     LogConfig log;
     SpoolConfig spool;
