@@ -5,4 +5,4 @@ target_link_libraries(login_bench PRIVATE mailferry_core mf_testsupport OpenSSL:
                       nlohmann_json::nlohmann_json fmt::fmt)
 target_compile_options(login_bench PRIVATE ${MAILFERRY_WARNINGS})
 target_include_directories(login_bench PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-add_dependencies(login_bench mailferry-checkpassword pam_mailferry)
+add_dependencies(login_bench mailferry-checkpassword pam_mailferry mailferry_lua)

@@ -10,6 +10,8 @@
 //   (f) an IMAP LOGIN at a Dovecot reading its own passwd-file (the new server's floor)
 //   (g) the same at a Dovecot whose passdb is mailferry-checkpassword (migrated users)
 //   (h) the same through PAM and pam_mailferry.so
+//   (i)-(k) the same through Dovecot's Lua passdb and mailferry.so: caches cold, Dovecot's
+//       auth cache (as shipped), mailferry's login cache (Dovecot's cache off)
 // plus 100 concurrent first logins of distinct users. Prints a table and writes
 // bench/results/login-<date>.json. Usage: login_bench [--users N] [--out DIR]
 #include "latency_stats.hpp"
@@ -170,6 +172,46 @@ open_engine(const mft::TempDir& dir, const mft::DovecotServer& old, const std::s
     return std::move(*e);
 }
 
+// (i)-(k): the new server with the shipped Lua passdb (examples/dovecot/) and this
+// build's mailferry.so. A user's first round finds every cache cold (the module runs the
+// argon2id verify); the second is answered by Dovecot's auth cache, as shipped; with
+// Dovecot's cache off, the second reaches the module and its login cache ([login_cache]).
+// Each auth worker process has its own engine and cache.
+struct LuaRows {
+    std::vector<double> cold, dovecot_cache, mailferry_cache;
+};
+
+LuaRows lua_rows(const mft::TempDir& dir, const std::string& config, int users) {
+    const std::string examples = std::string(MF_SOURCE_DIR) + "/examples/dovecot/";
+    std::string script = mft::read_file(examples + "mailferry.lua");
+    script = replace_all(script, "\"/etc/mailferry/mailferry.toml\"", "\"" + config + "\"");
+    script =
+        replace_all(script, "-- package.cpath = \"/usr/local/lib/lua/5.4/?.so;\"",
+                    "package.cpath = \"" + std::string(MF_BINARY_DIR) + "/external-auth/?.so;\"");
+    mft::write_file(dir.file("mailferry.lua"), script, 0644);
+    mft::DovecotOptions n;
+    n.label = "bench-new-lua";
+    n.tls = false;
+    n.imaps = n.pop3 = n.pop3s = n.submission = false;
+    n.performance_login = true;
+    n.auth_config = replace_all(mft::read_file(examples + "auth-mailferry-lua.conf.ext"),
+                                "/etc/dovecot/mailferry.lua", dir.file("mailferry.lua"));
+    LuaRows out;
+    {
+        mft::DovecotServer fresh(n);
+        out.cold = time_logins(fresh.imap_port(), users, 1);
+        out.dovecot_cache = time_logins(fresh.imap_port(), users, 1);
+    }
+    n.label = "bench-new-lua-nocache";
+    n.extra_config = "auth_cache_size = 0\n";
+    {
+        mft::DovecotServer fresh(n);
+        (void)time_logins(fresh.imap_port(), users, 1); // fills the module's login cache
+        out.mailferry_cache = time_logins(fresh.imap_port(), users, 1);
+    }
+    return out;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -230,8 +272,10 @@ int main(int argc, char** argv) {
     // the configured scheme, so no rehash happens; each login is followed by a check of the
     // same hash alone, and the difference is what the engine adds beyond the hash.
     {
+        // The login cache off: every login here runs the hash that is subtracted.
         auto cheap = open_engine(dir, old, "cheap",
-                                 "[hash]\nscheme = \"sha512-crypt\"\nsha512_rounds = 1000\n");
+                                 "[hash]\nscheme = \"sha512-crypt\"\nsha512_rounds = 1000\n"
+                                 "[login_cache]\nttl = \"0\"\n");
         mf::HashConfig hc;
         hc.scheme = mf::HashScheme::sha512_crypt;
         hc.sha512_rounds = 1000;
@@ -274,6 +318,7 @@ int main(int argc, char** argv) {
     // The new server's view: an IMAP LOGIN of a migrated user at a Dovecot whose passdb is
     // mailferry (checkpassword; PAM), against a Dovecot reading its own passwd-file (floor).
     std::vector<double> floor_v, checkpw_v, pam_v;
+    LuaRows lua;
     {
         // The login helpers run as Dovecot's auth user (mfvmail) and reach the store
         // through the mailferry group, as in production.
@@ -320,10 +365,12 @@ int main(int argc, char** argv) {
             throw;
         }
         std::remove(pam_file.c_str());
+        lua = lua_rows(dir, config, std::min(users, 100));
     }
 
     Stats a = stats(raw), b = stats(first), c = stats(migrated), d = stats(plumbing),
-          e = stats(hash_only), f = stats(floor_v), g = stats(checkpw_v), h = stats(pam_v);
+          e = stats(hash_only), f = stats(floor_v), g = stats(checkpw_v), h = stats(pam_v),
+          i = stats(lua.cold), jd = stats(lua.dovecot_cache), k = stats(lua.mailferry_cache);
     fmt::print("login latency, {} users, old Dovecot IMAPS on loopback (ms)\n", users);
     fmt::print("{:<46} {:>8} {:>8} {:>8}\n", "measure", "p50", "p99", "mean");
     auto row = [](const char* name, const Stats& s) {
@@ -337,6 +384,11 @@ int main(int argc, char** argv) {
     row("(f) new-server floor: Dovecot's own passwd-file", f);
     row("(g) new server, passdb checkpassword (migrated)", g);
     row("(h) new server, passdb PAM (migrated)", h);
+    row("(i) new server, passdb Lua, caches cold", i);
+    row("(j) new server, passdb Lua, Dovecot's cache", jd);
+    row("(k) new server, passdb Lua, mailferry's cache", k);
+    fmt::print("{:<46} {:>8.2f}x\n", "(j) / (f) at p50", jd.p50 / f.p50);
+    fmt::print("{:<46} {:>8.2f}x\n", "(k) / (f) at p50", k.p50 / f.p50);
     fmt::print("{:<46} {:>8.3f}\n", "(b) - (a) at p50", b.p50 - a.p50);
     fmt::print("{:<46} {:>8.3f}\n", "(b) - (a) - hash at p50", b.p50 - a.p50 - e.p50);
     fmt::print("{} concurrent first logins: {} OK, {} not OK, {:.0f} ms total\n", concurrent,
@@ -357,6 +409,9 @@ int main(int argc, char** argv) {
     j["new_server_floor_passwd_file"] = js(f);
     j["new_server_checkpassword"] = js(g);
     j["new_server_pam"] = js(h);
+    j["new_server_lua_cold"] = js(i);
+    j["new_server_lua_dovecot_cache"] = js(jd);
+    j["new_server_lua_mailferry_cache"] = js(k);
     j["concurrent"] = {
         {"n", concurrent}, {"ok", ok.load()}, {"failed", bad.load()}, {"total_ms", conc_ms}};
     char date[32];
