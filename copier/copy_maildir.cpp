@@ -143,6 +143,7 @@ class MaildirFolderCopy {
         }
         std::vector<const source::Message*> todo;
         std::uint64_t todo_bytes = 0;
+        std::vector<FlagTodo> flags_todo;
         for (const auto& m : contents->messages) {
             if (outside_dates(run_.opts.filters, m)) {
                 ++run_.sum.messages_filtered;
@@ -150,8 +151,8 @@ class MaildirFolderCopy {
             }
             auto it = rows_.find(m.uid);
             if (it != rows_.end() && it->second.state != 0) {
-                if (auto r = carry_flags(it->second, m); !r) {
-                    return r;
+                if (it->second.flags != m.flags && it->second.dst_uid != 0) {
+                    flags_todo.push_back({&it->second, &m});
                 }
                 continue;
             }
@@ -163,6 +164,9 @@ class MaildirFolderCopy {
             }
             todo.push_back(&m);
             todo_bytes += m.size;
+        }
+        if (auto r = carry_flags(flags_todo); !r) {
+            return r;
         }
         run_.add(todo.size(), todo_bytes, 0, 0, plan_.name);
         // Old UIDs in ascending order, then what has none: each group can then keep its UIDs
@@ -376,26 +380,45 @@ class MaildirFolderCopy {
         return {};
     }
 
-    Result<void> carry_flags(MessageRow& row, const source::Message& m) {
-        if (row.flags == m.flags || row.dst_uid == 0) {
+    // A copied message whose flags changed at the source since.
+    struct FlagTodo {
+        MessageRow* row;
+        const source::Message* msg;
+    };
+
+    // All of the folder's flag changes in one call to the target (one lock, one listing).
+    Result<void> carry_flags(const std::vector<FlagTodo>& todo) {
+        if (todo.empty()) {
             return {};
         }
-        auto notes = dst_.set_flags(row.dst_uid, m.flags);
-        if (!notes) {
-            if (notes.error().scope != Scope::message) {
-                return notes.error();
+        std::vector<target::MaildirFolder::FlagChange> changes;
+        for (const auto& t : todo) {
+            changes.push_back({t.row->dst_uid, t.msg->flags});
+        }
+        auto outcomes = dst_.set_flags(changes);
+        if (!outcomes) {
+            return outcomes.error();
+        }
+        for (std::size_t i = 0; i < todo.size(); ++i) {
+            auto& o = (*outcomes)[i];
+            const source::Message& m = *todo[i].msg;
+            if (o.error) {
+                // Deleted on the new server meanwhile: the user's choice stands.
+                run_.sum.notes.push_back(plan_.name + ": flags of source UID " +
+                                         std::to_string(m.uid) +
+                                         " not carried: " + o.error->message());
+                continue;
             }
-            // Deleted on the new server meanwhile: the user's choice stands.
-            run_.sum.notes.push_back(plan_.name + ": flags of source UID " + std::to_string(m.uid) +
-                                     " not carried: " + notes.error().message());
-            return {};
+            for (auto& n : o.notes) {
+                run_.sum.notes.push_back(std::move(n));
+            }
+            ++run_.sum.messages_flag_updates;
+            todo[i].row->flags = m.flags;
+            if (auto r = run_.state.set_flags(row_.id, m.uid, m.flags); !r) {
+                return r;
+            }
         }
-        for (auto& n : *notes) {
-            run_.sum.notes.push_back(std::move(n));
-        }
-        ++run_.sum.messages_flag_updates;
-        row.flags = m.flags;
-        return run_.state.set_flags(row_.id, m.uid, m.flags);
+        return {};
     }
 
     AccountRun& run_;

@@ -759,6 +759,24 @@ class Folder final : public MaildirFolder {
 
     Result<std::vector<std::string>> set_flags(std::uint32_t uid,
                                                const std::string& flags) override {
+        auto out = set_flags(std::vector<FlagChange>{{uid, flags}});
+        if (!out) {
+            return out.error();
+        }
+        if (out->front().error) {
+            return *out->front().error;
+        }
+        return std::move(out->front().notes);
+    }
+
+    // One lock, one read of dovecot-uidlist and one listing for all the changes, one fsync
+    // of cur/ at the end: a rename is atomic, and a crash before the fsync only leaves
+    // flags that the next run finds different and sets again.
+    Result<std::vector<FlagOutcome>> set_flags(const std::vector<FlagChange>& changes) override {
+        std::vector<FlagOutcome> out(changes.size());
+        if (changes.empty()) {
+            return out;
+        }
         auto lock = lock_uidlist();
         if (!lock) {
             return lock.error();
@@ -767,49 +785,79 @@ class Folder final : public MaildirFolder {
         if (!u) {
             return u.error();
         }
-        auto it = u->by_uid.find(uid);
-        if (it == u->by_uid.end()) {
-            return make_error("set flags of UID " + std::to_string(uid) + " in " + dir_,
-                              "no such message", Scope::message);
-        }
         auto files = list_messages(dir_);
         if (!files) {
             return files.error();
         }
-        auto file = std::find_if(files->begin(), files->end(),
-                                 [&](const auto& f) { return base_of(f.first) == it->second; });
-        if (file == files->end()) {
-            return make_error("set flags of UID " + std::to_string(uid) + " in " + dir_,
-                              "its file " + it->second + " is gone", Scope::message);
+        std::map<std::string, std::pair<std::string, std::string>> by_base; // base → name, sub
+        for (const auto& [name, sub] : *files) {
+            by_base[base_of(name)] = {name, sub};
         }
+        bool renamed = false;
+        for (std::size_t i = 0; i < changes.size(); ++i) {
+            auto r = set_one(*u, by_base, changes[i], renamed);
+            if (!r) {
+                if (r.error().scope != Scope::message) {
+                    return r.error();
+                }
+                out[i].error = r.error();
+            } else {
+                out[i].notes = std::move(*r);
+            }
+        }
+        if (renamed) {
+            fsync_dir(dir_ + "/cur");
+        }
+        return out;
+    }
+
+  private:
+    Result<std::vector<std::string>>
+    set_one(const UidList& u, std::map<std::string, std::pair<std::string, std::string>>& by_base,
+            const FlagChange& c, bool& renamed) {
+        const std::string what = "set flags of UID " + std::to_string(c.uid) + " in " + dir_;
+        auto it = u.by_uid.find(c.uid);
+        if (it == u.by_uid.end()) {
+            return make_error(what, "no such message", Scope::message);
+        }
+        auto file = by_base.find(it->second);
+        if (file == by_base.end()) {
+            return make_error(what, "its file " + it->second + " is gone", Scope::message);
+        }
+        const std::string& name = file->second.first;
         const std::size_t notes_before = notes_.size();
-        auto letters = keyword_letters(split_flags(flags).keywords);
+        auto letters = keyword_letters(split_flags(c.flags).keywords);
         if (!letters) {
             return letters.error();
         }
         // Info letters that are no IMAP flag (Maildir's P, "passed") are the file's own.
         std::string keep;
-        if (auto pos = file->first.find(":2,"); pos != std::string::npos) {
-            for (char c : file->first.substr(pos + 3)) {
-                if (c >= 'A' && c <= 'Z' && std::string_view("DFRST").find(c) == npos) {
-                    keep += c;
+        if (auto pos = name.find(":2,"); pos != std::string::npos) {
+            for (char ch : name.substr(pos + 3)) {
+                if (ch >= 'A' && ch <= 'Z' && std::string_view("DFRST").find(ch) == npos) {
+                    keep += ch;
                 }
             }
         }
-        const std::string from = dir_ + "/" + file->second + "/" + file->first;
-        const std::string to =
-            dir_ + "/cur/" + it->second + ":2," + sorted_letters(keep + info(flags, *letters, ""));
-        if (from != to && ::rename(from.c_str(), to.c_str()) != 0) {
-            return sys_error("rename " + from + " to " + to, Scope::message);
+        const std::string new_name =
+            it->second + ":2," + sorted_letters(keep + info(c.flags, *letters, ""));
+        const std::string from = dir_ + "/" + file->second.second + "/" + name;
+        const std::string to = dir_ + "/cur/" + new_name;
+        if (from != to) {
+            if (::rename(from.c_str(), to.c_str()) != 0) {
+                return sys_error("rename " + from + " to " + to, Scope::message);
+            }
+            renamed = true;
+            file->second = {new_name, "cur"};
         }
-        fsync_dir(dir_ + "/cur");
-        // This call's notes are its result; commit()'s stay for take_notes().
+        // This change's notes are its result; commit()'s stay for take_notes().
         std::vector<std::string> mine(notes_.begin() + static_cast<long>(notes_before),
                                       notes_.end());
         notes_.resize(notes_before);
         return mine;
     }
 
+  public:
     Result<std::map<std::uint32_t, std::string>> files(std::uint32_t from_uid) override {
         auto now = settled_view();
         if (!now) {

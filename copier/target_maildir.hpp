@@ -135,6 +135,18 @@ class MaildirFolder {
     // message); keywords beyond the 26th are dropped and named in the returned notes.
     virtual Result<std::vector<std::string>> set_flags(std::uint32_t uid,
                                                        const std::string& flags) = 0;
+    // The same for many messages under one lock, one read of the uidlist and one listing
+    // of the folder. A change that fails with scope message has its error in its outcome;
+    // any other failure fails the call (renames already made stay: each is a whole one).
+    struct FlagChange {
+        std::uint32_t uid = 0;
+        std::string flags;
+    };
+    struct FlagOutcome {
+        std::optional<Error> error;     // scope message: that message only
+        std::vector<std::string> notes; // keywords dropped, as set_flags() returns them
+    };
+    virtual Result<std::vector<FlagOutcome>> set_flags(const std::vector<FlagChange>& changes) = 0;
 
     // The messages listed in dovecot-uidlist with a UID ≥ from_uid whose file exists:
     // UID → the file's current path. For settling a copy that was killed mid-way.

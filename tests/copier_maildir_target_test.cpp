@@ -407,6 +407,24 @@ TEST_CASE("set_flags changes flags and keywords as Dovecot then shows them") {
     REQUIRE_FALSE(bad);
     CHECK(bad.error().scope == mf::Scope::message);
     CHECK(bad.error().message().find("12345") != std::string::npos);
+
+    // Many at once: one lock and one listing; an unknown UID fails alone, and a message
+    // changed twice in one call ends with the last flags.
+    using Change = mf::copy::target::MaildirFolder::FlagChange;
+    auto many = inbox->set_flags(std::vector<Change>{
+        {1, "\\Seen"}, {999, "\\Seen"}, {2, "\\Flagged"}, {1, "\\Seen \\Answered later"}});
+    REQUIRE_MESSAGE(many, (many ? "" : many.error().message()));
+    REQUIRE(many->size() == 4);
+    CHECK_FALSE((*many)[0].error);
+    REQUIRE((*many)[1].error);
+    CHECK((*many)[1].error->scope == mf::Scope::message);
+    CHECK_FALSE((*many)[2].error);
+    CHECK_FALSE((*many)[3].error);
+    v = view(srv, "INBOX");
+    REQUIRE(v.msgs.size() == 2);
+    CHECK(v.msgs[0].flags == "\\Answered \\Seen later");
+    CHECK(v.msgs[1].flags == "\\Flagged");
+    CHECK(v.msgs[0].body == cu::mail("one"));
     CHECK_MESSAGE(srv.log_tail(200).find("rror") == std::string::npos, srv.log_tail(200));
 }
 
