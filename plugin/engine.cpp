@@ -78,13 +78,16 @@ struct Engine::Impl {
     AuthResult first_login(const AuthRequest& req, const Identity& id,
                            const std::optional<Account>& existing, const Secret& password,
                            const std::string& who);
+    // Which hash check_hash() checks: the stored hash of a migrated account (a right
+    // password goes into the login cache and may come from it) or an imported one.
+    enum class HashKind { stored, imported };
     // The guard, then the password against acct.hash (`kind` names the hash in answers:
     // "stored", "imported"). Returns the answer when it is decided here (guard refusal,
     // busy store, mismatch). Otherwise *verdict is set, and *match is true when the hash
     // matched, false when it cannot be verified here (the old server has to decide).
     std::optional<AuthResult> check_hash(const AuthRequest& req, const Account& acct,
                                          const Secret& password, const std::string& who,
-                                         const char* kind, std::optional<Guard::Verdict>& verdict,
+                                         HashKind kind, std::optional<Guard::Verdict>& verdict,
                                          bool& match, bool& cached);
     // The first login of an imported account (state verified): its password is checked
     // against the imported hash instead of the old server. nullopt: the hash cannot be
@@ -287,7 +290,8 @@ std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const
     std::optional<Guard::Verdict> verdict;
     bool match = false;
     bool cached = false;
-    if (auto decided = check_hash(req, acct, password, who, "stored", verdict, match, cached)) {
+    if (auto decided =
+            check_hash(req, acct, password, who, HashKind::stored, verdict, match, cached)) {
         return decided;
     }
     if (!match) {
@@ -393,7 +397,8 @@ std::optional<AuthResult> Engine::Impl::imported_login(const AuthRequest& req, c
     std::optional<Guard::Verdict> verdict;
     bool match = false;
     bool cached = false; // never: only stored hashes are cached
-    if (auto decided = check_hash(req, acct, password, who, "imported", verdict, match, cached)) {
+    if (auto decided =
+            check_hash(req, acct, password, who, HashKind::imported, verdict, match, cached)) {
         return decided;
     }
     if (!match) {
@@ -404,7 +409,7 @@ std::optional<AuthResult> Engine::Impl::imported_login(const AuthRequest& req, c
 
 std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const Account& acct,
                                                    const Secret& password, const std::string& who,
-                                                   const char* kind,
+                                                   HashKind kind,
                                                    std::optional<Guard::Verdict>& verdict,
                                                    bool& match, bool& cached) {
     const std::string& name = acct.name;
@@ -415,7 +420,8 @@ std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const
     }
     verdict = std::move(*v);
     // Only a stored hash of a migrated account is cached; an imported one is checked once.
-    if (std::string_view(kind) == "stored" && cache->hit(name, acct.hash, password)) {
+    const std::string what = kind == HashKind::stored ? "stored" : "imported";
+    if (kind == HashKind::stored && cache->hit(name, acct.hash, password)) {
         cached = true;
         match = true;
         return std::nullopt;
@@ -426,14 +432,13 @@ std::optional<AuthResult> Engine::Impl::check_hash(const AuthRequest& req, const
         if (auto r = guard->rejected(name, password, *verdict, false); !r) {
             return answer(
                 AuthStatus::tempfail, name,
-                std::string("password does not match the ") + kind +
+                "password does not match the " + what +
                     " hash, but the failure could not be recorded: " + r.error().message());
         }
-        return answer(AuthStatus::fail, name,
-                      std::string("password does not match the ") + kind + " hash");
+        return answer(AuthStatus::fail, name, "password does not match the " + what + " hash");
     case HashMatch::unsupported:
         guard->unchecked(*verdict); // the old server checks it, under its own attempt
-        log::info(who + ": " + kind + " hash not verifiable here (" + check.reason +
+        log::info(who + ": " + what + " hash not verifiable here (" + check.reason +
                   "): asking the old server");
         match = false;
         return std::nullopt;
