@@ -23,6 +23,9 @@ packages=(
   # real servers and peers for tests, demo and benchmarks
   dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd isync pamtester procmail
   dovecot-auth-lua
+  # the mail flow during a campaign: a private Postfix (policy service, transport lookup,
+  # HOLD at cut-over) and nginx's mail proxy (auth_http) in front of both servers
+  postfix nginx-light libnginx-mod-mail
   # Courier-IMAP's imapd writes the Courier Maildir fixtures and serves as an old server;
   # its package conflicts with dovecot-imapd, so only its libraries and authdaemond's
   # userdb module are installed and the programs are unpacked below.
@@ -65,6 +68,9 @@ install_deps() {
       printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
       trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
+    # Postfix asks which setup it should write; the tests bring their own config_directory,
+    # so the system one stays unconfigured and never starts.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
