@@ -86,6 +86,16 @@ CREATE UNIQUE INDEX jobs_one_active ON jobs(account)
 CREATE INDEX jobs_due ON jobs(state, run_at);
 CREATE INDEX jobs_provider ON jobs(provider, state);
 )sql",
+    // 2 → 3: the plan of a batched cut-over, so a second run goes on where one stopped.
+    R"sql(
+CREATE TABLE cutover_plan (
+    account  TEXT PRIMARY KEY NOT NULL,
+    position INTEGER NOT NULL UNIQUE,
+    state    TEXT NOT NULL,
+    detail   TEXT NOT NULL DEFAULT '',
+    updated  INTEGER NOT NULL
+);
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -678,6 +688,40 @@ class SqliteStore final : public Store {
             return db_error(db_, "count accounts by old server and state", rc);
         }
         return out;
+    }
+
+    Result<void> create_cutover_plan(const std::vector<std::string>& accounts) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("make a cut-over plan of " + std::to_string(accounts.size()) +
+                                  " accounts",
+                              [&] { return sqlite_cutover::create(db_, accounts, now_unix()); });
+    }
+    Result<std::vector<CutoverStep>> cutover_plan() override {
+        std::lock_guard lock(mu_);
+        return sqlite_cutover::read(db_);
+    }
+    Result<void> set_cutover_step(const std::string& account, CutoverStepState state,
+                                  const std::string& detail) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("cut-over plan: " + account + " " + to_string(state), [&] {
+            return sqlite_cutover::set_step(db_, account, state, detail, now_unix());
+        });
+    }
+    Result<std::int64_t> forget_cutover_plan() override {
+        std::lock_guard lock(mu_);
+        std::int64_t n = 0;
+        auto r = in_transaction("drop the cut-over plan", [&]() -> Result<void> {
+            auto f = sqlite_cutover::forget(db_);
+            if (!f) {
+                return f.error();
+            }
+            n = *f;
+            return {};
+        });
+        if (!r) {
+            return r.error();
+        }
+        return n;
     }
 
     // The schema version of a store opened read-only; nothing is created or migrated.

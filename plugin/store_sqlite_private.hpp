@@ -1,6 +1,6 @@
 // store_sqlite_private.hpp — what store_sqlite.cpp shares with the files that hold parts
-// of the SQLite store (store_sqlite_guard.cpp, store_variants.cpp), so no one file grows
-// past its size.
+// of the SQLite store (store_sqlite_guard.cpp, store_sqlite_cutover.cpp,
+// store_variants.cpp), so no one file grows past its size.
 //
 // Must never: open a transaction of its own in the functions below (the caller holds
 // one, BEGIN IMMEDIATE, and the store's mutex), or see a plain password.
@@ -95,4 +95,15 @@ Result<std::vector<Account>> find(sqlite3* db, const std::string& name, const st
 Result<void> ensure_index(sqlite3* db);
 
 } // namespace sqlite_variants
+
+// The cut-over plan (store_sqlite_cutover.cpp): the bodies of Store's plan methods.
+namespace sqlite_cutover {
+
+Result<void> create(sqlite3* db, const std::vector<std::string>& accounts, UnixTime now);
+Result<std::vector<CutoverStep>> read(sqlite3* db);
+Result<void> set_step(sqlite3* db, const std::string& account, CutoverStepState state,
+                      const std::string& detail, UnixTime now);
+Result<std::int64_t> forget(sqlite3* db);
+
+} // namespace sqlite_cutover
 } // namespace mf

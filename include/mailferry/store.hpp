@@ -167,6 +167,24 @@ struct JobFinish {
     std::string result;    // summary of the run, kept in last_result
 };
 
+// ---- a batched cut-over's plan (`mailferry cutover --batch`) ----
+
+// pending: not started; started: held, its final round queued; done: cut over;
+// failed: refused or its final round given up (detail says why).
+enum class CutoverStepState { pending, started, done, failed };
+
+const char* to_string(CutoverStepState s);
+std::optional<CutoverStepState> cutover_step_state_from(std::string_view name);
+
+// One account of the plan, in the order the plan cuts them over.
+struct CutoverStep {
+    std::string account;
+    std::int64_t position = 0; // 0-based order in the plan
+    CutoverStepState state = CutoverStepState::pending;
+    std::string detail;
+    UnixTime updated = 0;
+};
+
 // ---- the guard's login attempts (the rules are in plugin/guard.hpp) ----
 
 // A login whose password is about to be checked (Store::begin_guard_attempt).
@@ -302,6 +320,19 @@ class Store {
     import_accounts(const std::vector<ImportEntry>& entries, const std::string& actor) = 0;
 
     virtual Result<std::vector<ProviderStateCount>> count_by_provider_state() = 0;
+
+    // ---- the cut-over plan: one plan at a time, kept until the next one replaces it ----
+    // Replaces the plan by `accounts` (in this order, all pending), in one transaction.
+    // Fails with Scope::config, changing nothing, while the current plan has a pending or
+    // started step: an unfinished plan is resumed or forgotten, never overwritten.
+    virtual Result<void> create_cutover_plan(const std::vector<std::string>& accounts) = 0;
+    // The plan's steps by position; empty when there is none.
+    virtual Result<std::vector<CutoverStep>> cutover_plan() = 0;
+    // Moves one step; fails with Scope::account when the account is not in the plan.
+    virtual Result<void> set_cutover_step(const std::string& account, CutoverStepState state,
+                                          const std::string& detail) = 0;
+    // Drops the whole plan (finished or not); the accounts' states are left as they are.
+    virtual Result<std::int64_t> forget_cutover_plan() = 0;
 };
 
 // The account a login named `canonical` uses (plugin/store_variants.cpp). fold_case (its
