@@ -654,97 +654,31 @@ Result<void> FolderSync::sweep() {
 }
 
 Result<void> FolderSync::carry_flags() {
-    struct Change {
-        std::uint32_t src_uid;
-        std::uint32_t dst_uid;
-        std::string flags;
-    };
-    std::map<std::pair<std::string, std::string>, std::vector<Change>> groups;
+    std::vector<FlagCarry> changes;
     for (const auto& [uid, m] : meta_) {
         auto it = rows_.find(uid);
         if (it == rows_.end() || it->second.state != 1 || it->second.dst_uid == 0 ||
             it->second.flags == m.flags) {
             continue;
         }
-        auto now = split_flags(m.flags);
-        auto before = split_flags(it->second.flags);
-        std::string add;
-        std::string rem;
-        for (const auto& f : now) {
-            if (std::find(before.begin(), before.end(), f) == before.end()) {
-                add += (add.empty() ? "" : " ") + f;
-            }
-        }
-        for (const auto& f : before) {
-            if (std::find(now.begin(), now.end(), f) == now.end()) {
-                rem += (rem.empty() ? "" : " ") + f;
-            }
-        }
-        groups[{add, rem}].push_back(Change{uid, it->second.dst_uid, m.flags});
+        changes.push_back(FlagCarry{uid, it->second.dst_uid, it->second.flags, m.flags});
     }
-    if (groups.empty()) {
+    if (changes.empty()) {
         return {};
     }
     if (auto r = select_dst(); !r) {
         return r;
     }
-    imap::Client& dst = *ctx_.dst;
-    std::map<std::string, const std::vector<Change>*> tags;
-    for (const auto& [key, changes] : groups) {
-        std::vector<std::uint32_t> uids;
-        for (const auto& c : changes) {
-            uids.push_back(c.dst_uid);
-        }
-        std::sort(uids.begin(), uids.end());
-        std::string set = uid_set(uids);
-        if (!key.first.empty()) {
-            tags[dst.command("UID STORE " + set + " +FLAGS.SILENT (" + key.first + ")")] = &changes;
-        }
-        if (!key.second.empty()) {
-            tags[dst.command("UID STORE " + set + " -FLAGS.SILENT (" + key.second + ")")] =
-                &changes;
-        }
+    auto applied =
+        carry_flag_changes(*ctx_.dst, ctx_.state, row_.id, changes, plan_.name, ctx_.summary.notes);
+    if (!applied) {
+        return applied.error();
     }
-    std::set<const std::vector<Change>*> failed;
-    std::size_t open = tags.size();
-    while (open > 0) {
-        auto r = dst.read();
-        if (!r) {
-            return r.error();
-        }
-        if (r->type != imap::Response::Type::tagged) {
-            continue;
-        }
-        auto it = tags.find(r->tag);
-        if (it == tags.end()) {
-            return make_error("update flags on the target", "unexpected tag", Scope::server,
-                              Retry::later);
-        }
-        if (r->keyword != "OK") {
-            failed.insert(it->second);
-            ctx_.summary.notes.push_back("folder \"" + sanitize_reply(plan_.name) +
-                                         "\": flags of " + std::to_string(it->second->size()) +
-                                         " messages not updated: " + r->summary());
-        }
-        --open;
+    for (auto i : *applied) {
+        rows_[changes[i].src_uid].flags = changes[i].now;
+        ++ctx_.summary.messages_flag_updates;
     }
-    if (auto b = ctx_.state.begin(); !b) {
-        return b;
-    }
-    for (const auto& [key, changes] : groups) {
-        if (failed.count(&changes) != 0) {
-            continue;
-        }
-        for (const auto& c : changes) {
-            if (auto s = ctx_.state.set_flags(row_.id, c.src_uid, c.flags); !s) {
-                ctx_.state.rollback();
-                return s;
-            }
-            rows_[c.src_uid].flags = c.flags;
-            ++ctx_.summary.messages_flag_updates;
-        }
-    }
-    return ctx_.state.commit();
+    return {};
 }
 
 Result<void> FolderSync::copy_new(std::vector<const MsgMeta*> todo, bool single_only) {

@@ -87,6 +87,28 @@ std::string uid_set(const std::vector<std::uint32_t>& uids);
 // longer than `max`.
 std::vector<std::uint32_t> parse_uid_set(std::string_view set, std::size_t max);
 
+// The flags a state row holds for a message whose carried flags are unknown (appended by
+// a run killed before it recorded them): the next run sets the source's whole set.
+inline const std::string kFlagsUnknown = "\x01";
+
+// A copied message whose flags differ from the ones last carried to the target.
+struct FlagCarry {
+    std::uint32_t src_uid = 0;
+    std::uint32_t dst_uid = 0;
+    std::string before; // last carried (the state row's), or kFlagsUnknown
+    std::string now;    // the source's
+};
+
+// Carries `changes` to the selected target folder with pipelined UID STOREs, one per
+// group of equal additions/removals (copy_flags.cpp), and records the applied ones in
+// the state file in one transaction. A group the target refuses is a note, not an
+// error. Returns the indexes of the applied changes, ascending.
+Result<std::vector<std::size_t>> carry_flag_changes(imap::Client& dst, State& state,
+                                                    std::int64_t folder,
+                                                    const std::vector<FlagCarry>& changes,
+                                                    const std::string& folder_name,
+                                                    std::vector<std::string>& notes);
+
 // Status of a mailbox from STATUS or SELECT/EXAMINE.
 struct BoxStatus {
     std::uint32_t uidvalidity = 0;

@@ -81,6 +81,7 @@ class LocalFolder {
         if (auto r = ctx_.state.update_folder(row_); !r) {
             return r;
         }
+        std::vector<FlagCarry> flag_changes;
         for (const auto& m : contents->messages) {
             if (ctx_.canceled()) {
                 return make_error("copy " + ctx_.from.label(), "canceled", Scope::account,
@@ -92,8 +93,8 @@ class LocalFolder {
             }
             auto it = rows_.find(m.uid);
             if (it != rows_.end() && it->second.state != 0) {
-                if (auto r = carry_flags(it->second, m); !r) {
-                    return r;
+                if (it->second.flags != m.flags && it->second.dst_uid != 0) {
+                    flag_changes.push_back({m.uid, it->second.dst_uid, it->second.flags, m.flags});
                 }
                 continue;
             }
@@ -115,6 +116,9 @@ class LocalFolder {
             }
         }
         if (auto r = flush_group(); !r) {
+            return r;
+        }
+        if (auto r = carry_flags(flag_changes); !r) {
             return r;
         }
         return finish_folder(ctx_.state, row_, ctx_.opts, src_, f_, *contents, rows_, ctx_.summary);
@@ -341,7 +345,7 @@ class LocalFolder {
             row.dst_uid = *free;
             row.size = m.size;
             row.state = 1;
-            row.flags = "\x01"; // unknown: carry_flags sets the source's flags
+            row.flags = kFlagsUnknown; // carry_flags sets the source's flags
             taken.insert(*free);
             kept[m.uid] = row;
             ++ctx_.summary.messages_recovered;
@@ -353,23 +357,21 @@ class LocalFolder {
         return {};
     }
 
-    Result<void> carry_flags(MessageRow& row, const source::Message& m) {
-        if (row.flags == m.flags || row.dst_uid == 0) {
+    // All of the folder's flag changes at once: pipelined, grouped UID STOREs.
+    Result<void> carry_flags(const std::vector<FlagCarry>& changes) {
+        if (changes.empty()) {
             return {};
         }
-        auto r = ctx_.dst->run("UID STORE " + std::to_string(row.dst_uid) + " FLAGS.SILENT (" +
-                               m.flags + ")");
-        if (!r) {
-            return r.error();
+        auto applied = carry_flag_changes(*ctx_.dst, ctx_.state, row_.id, changes, plan_.name,
+                                          ctx_.summary.notes);
+        if (!applied) {
+            return applied.error();
         }
-        if (r->keyword != "OK") {
-            ctx_.summary.notes.push_back(plan_.name + ": flags of source UID " +
-                                         std::to_string(m.uid) + " not carried: " + r->summary());
-            return {};
+        for (auto i : *applied) {
+            rows_[changes[i].src_uid].flags = changes[i].now;
+            ++ctx_.summary.messages_flag_updates;
         }
-        ++ctx_.summary.messages_flag_updates;
-        row.flags = m.flags;
-        return ctx_.state.set_flags(row_.id, m.uid, m.flags);
+        return {};
     }
 
     Result<void> append(const source::Message& m) {

@@ -366,7 +366,7 @@ class MaildirFolderCopy {
                 row.state = 1;
                 // Unknown ("\x01"): carry_flags() sets them. A commit finished for a killed
                 // run (target_maildir.cpp) moved its files in without flags.
-                row.flags = "\x01";
+                row.flags = kFlagsUnknown;
                 taken.insert(uid);
                 kept[m.uid] = row;
                 ++run_.sum.messages_recovered;
@@ -399,6 +399,10 @@ class MaildirFolderCopy {
         if (!outcomes) {
             return outcomes.error();
         }
+        // One state transaction for the folder, as the target did one fsync for it.
+        if (auto b = run_.state.begin(); !b) {
+            return b;
+        }
         for (std::size_t i = 0; i < todo.size(); ++i) {
             auto& o = (*outcomes)[i];
             const source::Message& m = *todo[i].msg;
@@ -415,10 +419,11 @@ class MaildirFolderCopy {
             ++run_.sum.messages_flag_updates;
             todo[i].row->flags = m.flags;
             if (auto r = run_.state.set_flags(row_.id, m.uid, m.flags); !r) {
+                run_.state.rollback();
                 return r;
             }
         }
-        return {};
+        return run_.state.commit();
     }
 
     AccountRun& run_;

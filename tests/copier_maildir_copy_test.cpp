@@ -227,3 +227,67 @@ TEST_CASE("an unreadable file inside an APPEND group: the others are copied once
     CHECK(again->messages_copied == 0);
     CHECK(cu::total(cu::snapshot(dst.imap_port(), kDstUser, kDstPw)) == 10);
 }
+
+TEST_CASE("flag changes of a Maildir source go to IMAP as a few grouped, pipelined STOREs") {
+    // Dovecot's rawlog keeps what each target session received (.in files) when the user's
+    // home has a dovecot.rawlog directory: the STORE commands can be counted there.
+    const std::string rawlog = "service imap {\n  executable = imap postlogin\n}\n"
+                               "service postlogin {\n  executable = script-login -d rawlog\n"
+                               "  unix_listener postlogin {\n  }\n}\n";
+    mft::DovecotServer src(server("mdflags-src", kSrcUser, kSrcPw, cu::source_config()));
+    mft::DovecotServer dst(server("mdflags-dst", kDstUser, kDstPw, cu::target_config() + rawlog));
+    for (int i = 0; i < 40; ++i) {
+        src.save_message(kSrcUser, "INBOX", cu::mail("flag-" + std::to_string(i), 400));
+    }
+    mft::TempDir tmp("mdflags");
+    mf::copy::Options opts;
+    opts.state_path = tmp.path() + "/state.db";
+    auto to = cu::endpoint(dst.imap_port(), kDstUser, kDstPw);
+    auto first = mf::copy::copy_account(local(src), to, opts);
+    REQUIRE_MESSAGE(first, (first ? "" : first.error().message()));
+    REQUIRE(first->messages_copied == 40);
+
+    // 30 messages read, 10 of them flagged too; the user marks one message on the new
+    // server with a keyword of their own, which the resync must leave alone.
+    std::string out;
+    REQUIRE(
+        src.doveadm({"flags", "add", "-u", kSrcUser, "\\Seen", "mailbox", "INBOX", "uid", "1:30"},
+                    &out) == 0);
+    REQUIRE(src.doveadm(
+                {"flags", "add", "-u", kSrcUser, "\\Flagged", "mailbox", "INBOX", "uid", "21:30"},
+                &out) == 0);
+    REQUIRE(dst.doveadm({"flags", "add", "-u", kDstUser, "$Mine", "mailbox", "INBOX", "uid", "5"},
+                        &out) == 0);
+    const std::filesystem::path logs =
+        std::filesystem::path(dst.mail_dir(kDstUser)).parent_path() / "dovecot.rawlog";
+    std::filesystem::create_directory(logs);
+    std::filesystem::permissions(logs, std::filesystem::perms::all);
+
+    auto second = mf::copy::copy_account(local(src), to, opts);
+    REQUIRE_MESSAGE(second, (second ? "" : second.error().message()));
+    CHECK(second->messages_copied == 0);
+    CHECK(second->messages_flag_updates == 30);
+    int stores = 0;
+    for (const auto& e : std::filesystem::directory_iterator(logs)) {
+        if (e.path().extension() != ".in") {
+            continue;
+        }
+        std::string text = mft::read_file(e.path().string());
+        for (auto p = text.find("UID STORE"); p != std::string::npos;
+             p = text.find("UID STORE", p + 1)) {
+            ++stores;
+        }
+    }
+    CHECK(stores == 2); // one per message before: 30
+
+    auto want = cu::snapshot(src.imap_port(), kSrcUser, kSrcPw);
+    auto got = cu::snapshot(dst.imap_port(), kDstUser, kDstPw);
+    auto& msgs = got.folders["INBOX"];
+    REQUIRE(msgs.size() == 40);
+    CHECK(msgs[4].flags == "$Mine \\Seen");
+    msgs[4].flags = "\\Seen";
+    CHECK(cu::compare(want, got) == "");
+    auto third = mf::copy::copy_account(local(src), to, opts);
+    REQUIRE(third);
+    CHECK(third->messages_flag_updates == 0);
+}
