@@ -103,6 +103,9 @@ void Worker::Impl::run_job(Running& r) {
     const WorkerConfig& wc = cfg.worker;
     AuditContext ctx{"worker", {}, {}};
     std::optional<AccountState> seen; // the account's state when this run began
+    // The state as this run last saw or set it: a failure marks the account failed only
+    // from there, so an admin's change meanwhile (disabled) is not overwritten.
+    std::optional<AccountState> current;
 
     auto finish = [&](JobFinish how) {
         if (r.lost) {
@@ -127,7 +130,7 @@ void Worker::Impl::run_job(Running& r) {
         if (seen != AccountState::held) {
             AuditContext c = ctx;
             c.detail = e.message();
-            if (auto s = store->set_state(job.account, AccountState::failed, c); !s) {
+            if (auto s = store->set_state(job.account, AccountState::failed, c, current); !s) {
                 log::warning(who + ": mark the account failed: " + s.error().message());
             }
         }
@@ -178,6 +181,7 @@ void Worker::Impl::run_job(Running& r) {
     }
     const Account& a = **acct;
     seen = a.state;
+    current = a.state;
     std::optional<AccountState> to;
     switch (a.state) {
     case AccountState::cutover:
@@ -274,6 +278,7 @@ void Worker::Impl::run_job(Running& r) {
             log::info(who + ": " + s.error().message() + "; job given back");
             return;
         }
+        current = *to;
     }
 
     copy::Endpoint from;

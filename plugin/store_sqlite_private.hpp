@@ -1,5 +1,6 @@
 // store_sqlite_private.hpp — what store_sqlite.cpp shares with the files that hold parts
-// of the SQLite store (store_sqlite_guard.cpp, store_variants.cpp), so no one file grows
+// of the SQLite store (store_sqlite_guard.cpp, store_sqlite_account.cpp,
+// store_variants.cpp), so no one file grows
 // past its size.
 //
 // Must never: open a transaction of its own in the functions below (the caller holds
@@ -95,4 +96,15 @@ Result<std::vector<Account>> find(sqlite3* db, const std::string& name, const st
 Result<void> ensure_index(sqlite3* db);
 
 } // namespace sqlite_variants
+
+// The day-two account calls (store_sqlite_account.cpp).
+namespace sqlite_account {
+
+Result<std::optional<AuditRow>> last_transition(sqlite3* db, const std::string& account,
+                                                AccountState to);
+// Store::forget_account()'s body, inside the caller's transaction.
+Result<Account> forget(sqlite3* db, const std::string& name, const AuditContext& ctx,
+                       UnixMillis now);
+
+} // namespace sqlite_account
 } // namespace mf
