@@ -70,14 +70,16 @@ class NoEcho {
 };
 
 // One line from the terminal into a Secret; the buffer is wiped.
+// Echo goes off before the prompt shows: what is typed after it is never echoed, and
+// TCSAFLUSH drops nothing typed in answer to it.
 Result<Secret> read_line_secret(const char* prompt) {
-    std::fputs(prompt, stderr);
-    std::fflush(stderr);
     NoEcho off(STDIN_FILENO);
     if (!off.ok()) {
         return make_error("read the new password", "cannot turn off echo on the terminal",
                           Scope::config);
     }
+    std::fputs(prompt, stderr);
+    std::fflush(stderr);
     std::vector<char> buf(kMaxPasswordBytes + 2);
     std::size_t got = 0;
     bool line = false;
