@@ -324,9 +324,18 @@ Result<void> set_password(const Loaded& loaded, Store& store, const Account& acc
         return no("password of " + acct.name, id.error().message());
     }
     use_stored_name(*id, acct.name);
+    // A disabled account is on the new server when the state it was disabled from is.
+    AccountState on = acct.state;
+    if (on == AccountState::disabled) {
+        auto row = store.last_transition(acct.name, AccountState::disabled);
+        if (!row) {
+            return row.error();
+        }
+        on = row->has_value() ? account_state_from((**row).from_state).value_or(on) : on;
+    }
     // The new server's password database first: if it refuses, the store keeps the old
     // hash and the two still agree.
-    if (is_migrated(acct.state) || acct.state == AccountState::disabled) {
+    if (is_migrated(on)) {
         auto prov = make_provisioner(loaded.cfg.provisioner);
         if (!prov) {
             return prov.error();

@@ -429,3 +429,30 @@ TEST_CASE("export: a 0600 passwd-file a real Dovecot accepts; accounts without a
     CHECK(imap_login(dovecot.imap_port(), "anna@example.com", "wrong").rfind("a1 NO", 0) == 0);
     CHECK(imap_login(dovecot.imap_port(), "carl@example.com", "carl's pw").rfind("a1 NO", 0) == 0);
 }
+
+TEST_CASE("password: a passwd-file provisioner gets the new hash first; if it fails, nothing") {
+    mft::TempDir files("mf-account-pf");
+    const std::string users = files.file("users");
+    mft::write_file(users, "# the new server's users\n", 0600);
+    World w("[provisioner]\ntype = \"dovecot-passwd-file\"\npasswd_file = \"" + users + "\"\n");
+    w.add("anna@example.com", "old", AccountState::synced, kPw);
+    w.add("bob@example.com", "old", AccountState::verified, kPw); // not on the new server
+    const std::string file = w.tmp.file("pw");
+    mft::write_file(file, "N3w secret", 0600);
+
+    auto ok = w.run({"password", "anna", "--password-file", file});
+    REQUIRE_MESSAGE(ok.exit_code == 0, ok.err);
+    const std::string hash = (*w.store->find_account("anna@example.com"))->hash;
+    CHECK(has(mft::read_file(users), "anna@example.com:" + hash + ":"));
+    CHECK(w.run({"password", "bob", "--password-file", file}).exit_code == 0);
+    CHECK_FALSE(has(mft::read_file(users), "bob@example.com"));
+
+    // The passwd-file's directory is gone: the store keeps the old hash.
+    World broken("[provisioner]\ntype = \"dovecot-passwd-file\"\npasswd_file = \"" +
+                 files.file("gone/users") + "\"\n");
+    broken.add("anna@example.com", "old", AccountState::synced, kPw);
+    const std::string before = (*broken.store->find_account("anna@example.com"))->hash;
+    auto refused = broken.run({"password", "anna", "--password-file", file});
+    CHECK(refused.exit_code != 0);
+    CHECK((*broken.store->find_account("anna@example.com"))->hash == before);
+}
