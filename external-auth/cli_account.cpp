@@ -100,6 +100,18 @@ int list(const Context& ctx, const AccountArgs& a) {
     if (!o) {
         return code;
     }
+    std::string valid;
+    bool known = a.server.empty();
+    for (const auto& p : o->loaded->cfg.providers) {
+        valid += (valid.empty() ? "" : ", ") + p.name;
+        known = known || p.name == a.server;
+    }
+    if (!known) {
+        return report_error(ctx,
+                            make_error("--server " + printable(a.server, 80),
+                                       "no such [[provider]]; valid: " + valid, Scope::config),
+                            kExitUsage);
+    }
     auto rows = list_filtered(*o->store, state, a.server);
     if (!rows) {
         return report_error(ctx, rows.error(), exit_for(rows.error()));

@@ -184,8 +184,15 @@ void Worker::Impl::run_job(Running& r) {
     current = a.state;
     std::optional<AccountState> to;
     switch (a.state) {
-    case AccountState::cutover:
     case AccountState::disabled:
+        // Disabled between the claim and now: the job waits, unclaimed, for `mailferry
+        // account enable`, and the sealed password stays for it.
+        if (auto rel = store->release_job(job.id, id); !rel) {
+            log::warning(who + ": give the job back: " + rel.error().message());
+        }
+        log::info(who + ": the account is disabled; job given back");
+        return;
+    case AccountState::cutover:
         if (auto rm = spool->remove(job.account); !rm) {
             log::warning(who + ": " + rm.error().message());
         }

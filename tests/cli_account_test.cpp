@@ -181,6 +181,10 @@ TEST_CASE("list: every account, or one state or old server; bad state names and 
     CHECK(old["accounts"][0]["account"] == "anna@example.com");
     CHECK(old["accounts"][0]["last_login"] == "");
 
+    auto server = w.run({"list", "--server", "nowhere"});
+    CHECK(server.exit_code == 2);
+    CHECK(has(server.err, "valid: old, other"));
+
     auto bad = w.run({"list", "--state", "migrated"});
     CHECK(bad.exit_code == 2);
     CHECK(has(bad.err, "valid: verified, provisioned"));
