@@ -103,6 +103,9 @@ void Worker::Impl::run_job(Running& r) {
     const WorkerConfig& wc = cfg.worker;
     AuditContext ctx{"worker", {}, {}};
     std::optional<AccountState> seen; // the account's state when this run began
+    // The state as this run last saw or set it: a failure marks the account failed only
+    // from there, so an admin's change meanwhile (disabled) is not overwritten.
+    std::optional<AccountState> current;
 
     auto finish = [&](JobFinish how) {
         if (r.lost) {
@@ -127,7 +130,7 @@ void Worker::Impl::run_job(Running& r) {
         if (seen != AccountState::held) {
             AuditContext c = ctx;
             c.detail = e.message();
-            if (auto s = store->set_state(job.account, AccountState::failed, c); !s) {
+            if (auto s = store->set_state(job.account, AccountState::failed, c, current); !s) {
                 log::warning(who + ": mark the account failed: " + s.error().message());
             }
         }
@@ -178,10 +181,18 @@ void Worker::Impl::run_job(Running& r) {
     }
     const Account& a = **acct;
     seen = a.state;
+    current = a.state;
     std::optional<AccountState> to;
     switch (a.state) {
-    case AccountState::cutover:
     case AccountState::disabled:
+        // Disabled between the claim and now: the job waits, unclaimed, for `mailferry
+        // account enable`, and the sealed password stays for it.
+        if (auto rel = store->release_job(job.id, id); !rel) {
+            log::warning(who + ": give the job back: " + rel.error().message());
+        }
+        log::info(who + ": the account is disabled; job given back");
+        return;
+    case AccountState::cutover:
         if (auto rm = spool->remove(job.account); !rm) {
             log::warning(who + ": " + rm.error().message());
         }
@@ -274,6 +285,7 @@ void Worker::Impl::run_job(Running& r) {
             log::info(who + ": " + s.error().message() + "; job given back");
             return;
         }
+        current = *to;
     }
 
     copy::Endpoint from;

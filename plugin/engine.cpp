@@ -108,6 +108,9 @@ struct Engine::Impl {
     // per-address limits, negative cache); nothing is written. nullopt: go on.
     std::optional<AuthResult> guard_refusal(const AuthRequest& req, const std::string& name,
                                             const Secret& password);
+    // FAIL for a disabled account, with the admin's reason (`mailferry account disable`)
+    // for the log. Its cached logins go with any failure (authenticate()).
+    AuthResult disabled(const std::string& name);
 };
 
 namespace {
@@ -268,13 +271,23 @@ std::optional<AuthResult> Engine::Impl::guard_refusal(const AuthRequest& req,
         guard->begin(name, req.client_ip, password, Guard::Check::stored_hash, false), name);
 }
 
+AuthResult Engine::Impl::disabled(const std::string& name) {
+    std::string why = "account disabled";
+    auto row = store->last_transition(name, AccountState::disabled);
+    if (row && row->has_value()) {
+        const AuditRow& r = **row;
+        why += " by " + r.actor + (r.detail.empty() ? std::string() : ": " + r.detail);
+    }
+    return answer(AuthStatus::fail, name, why);
+}
+
 std::optional<AuthResult> Engine::Impl::from_store(const AuthRequest& req, const Identity& id,
                                                    const Account& acct, const Secret& password,
                                                    const std::string& who) {
     const std::string& name = acct.name;
     switch (acct.state) {
     case AccountState::disabled:
-        return answer(AuthStatus::fail, name, "account disabled");
+        return disabled(name);
     case AccountState::held:
         return answer(AuthStatus::tempfail, name, "maintenance: cut-over in progress");
     case AccountState::unknown:
@@ -342,7 +355,7 @@ AuthResult Engine::Impl::first_login(const AuthRequest& req, const Identity& id,
                                      const std::string& who) {
     const std::string& name = id.canonical;
     if (existing && existing->state == AccountState::disabled) {
-        return answer(AuthStatus::fail, name, "account disabled");
+        return disabled(name);
     }
     if (existing && existing->state == AccountState::held) {
         return answer(AuthStatus::tempfail, name, "maintenance: cut-over in progress");

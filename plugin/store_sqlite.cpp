@@ -452,8 +452,10 @@ class SqliteStore final : public Store {
         auto r = in_transaction("claim a copy job", [&]() -> Result<void> {
             // Candidates in claim order; a bounded look-ahead past providers whose budget
             // is used up.
-            Stmt q(db_, job_select("WHERE (state IN ('queued', 'retry') AND run_at <= ?1) OR "
-                                   "(state = 'running' AND lease_until <= ?1) "
+            // A disabled account's jobs wait (`mailferry account enable` resumes them).
+            Stmt q(db_, job_select("WHERE ((state IN ('queued', 'retry') AND run_at <= ?1) OR "
+                                   "(state = 'running' AND lease_until <= ?1)) AND account NOT IN "
+                                   "(SELECT name FROM accounts WHERE state = 'disabled') "
                                    "ORDER BY priority DESC, run_at ASC, id ASC LIMIT 500")
                             .c_str());
             q.bind(1, req.now);
@@ -722,6 +724,30 @@ class SqliteStore final : public Store {
             return r.error();
         }
         return n;
+    }
+
+    Result<std::optional<AuditRow>> last_transition(const std::string& account,
+                                                    AccountState to) override {
+        std::lock_guard lock(mu_);
+        return sqlite_account::last_transition(db_, account, to);
+    }
+
+    Result<Account> forget_account(const std::string& name, const AuditContext& ctx,
+                                   UnixMillis now) override {
+        std::lock_guard lock(mu_);
+        std::optional<Account> was;
+        auto r = in_transaction("forget account " + name, [&]() -> Result<void> {
+            auto f = sqlite_account::forget(db_, name, ctx, now);
+            if (!f) {
+                return f.error();
+            }
+            was = std::move(*f);
+            return {};
+        });
+        if (!r) {
+            return r.error();
+        }
+        return std::move(*was);
     }
 
     // The schema version of a store opened read-only; nothing is created or migrated.

@@ -1,6 +1,6 @@
 // store_sqlite_private.hpp — what store_sqlite.cpp shares with the files that hold parts
 // of the SQLite store (store_sqlite_guard.cpp, store_sqlite_cutover.cpp,
-// store_variants.cpp), so no one file grows past its size.
+// store_sqlite_account.cpp, store_variants.cpp), so no one file grows past its size.
 //
 // Must never: open a transaction of its own in the functions below (the caller holds
 // one, BEGIN IMMEDIATE, and the store's mutex), or see a plain password.
@@ -106,4 +106,15 @@ Result<void> set_step(sqlite3* db, const std::string& account, CutoverStepState 
 Result<std::int64_t> forget(sqlite3* db);
 
 } // namespace sqlite_cutover
+
+// The day-two account calls (store_sqlite_account.cpp).
+namespace sqlite_account {
+
+Result<std::optional<AuditRow>> last_transition(sqlite3* db, const std::string& account,
+                                                AccountState to);
+// Store::forget_account()'s body, inside the caller's transaction.
+Result<Account> forget(sqlite3* db, const std::string& name, const AuditContext& ctx,
+                       UnixMillis now);
+
+} // namespace sqlite_account
 } // namespace mf

@@ -44,6 +44,13 @@ inline constexpr std::size_t kMaxEntryBytes = 4096;
 // in memory that is not wiped. Errors: Scope::config, "open(PATH) failed: reason".
 Result<Secret> read_secret_file(const std::string& path, std::size_t max_bytes);
 
+// Reads a secret file an admin hands a command (`mailferry account password
+// --password-file`): a regular file, not a symbolic link, owned by the calling user, with
+// no permission for group or others (0600 or stricter), checked on the open descriptor
+// so the file cannot be swapped in between (spool_private_file.cpp). Errors: Scope::config
+// naming the file, its mode or owner, and the fix.
+Result<Secret> read_private_secret_file(const std::string& path, std::size_t max_bytes);
+
 // 16 hex digits naming a key pair (BLAKE2b-64 of the public key); shown in errors.
 std::string key_id_of(const std::array<unsigned char, kPublicKeyBytes>& pk);
 

@@ -333,6 +333,21 @@ class Store {
                                           const std::string& detail) = 0;
     // Drops the whole plan (finished or not); the accounts' states are left as they are.
     virtual Result<std::int64_t> forget_cutover_plan() = 0;
+
+    // ---- day-two account commands (`mailferry account`, store_sqlite_account.cpp) ----
+
+    // The newest audit row that moved `account` into state `to`: why and from which state
+    // it was disabled (AuditRow::from_state, ::detail, ::actor). nullopt: never.
+    virtual Result<std::optional<AuditRow>> last_transition(const std::string& account,
+                                                            AccountState to) = 0;
+
+    // Forgets one account's migration in one transaction: its row and every job of it
+    // (history too) are deleted and one audit row (its state → "unknown", by ctx) is
+    // added; the older audit rows stay. Returns the row as it was. Fails with
+    // Scope::account, changing nothing, when there is no such account, or (Retry::later)
+    // when a worker holds a job of it under a lease that has not expired at `now`.
+    virtual Result<Account> forget_account(const std::string& name, const AuditContext& ctx,
+                                           UnixMillis now) = 0;
 };
 
 // The account a login named `canonical` uses (plugin/store_variants.cpp). fold_case (its

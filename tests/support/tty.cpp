@@ -11,6 +11,11 @@
 namespace mft {
 
 TtyRun run_on_tty(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+    return run_on_tty(argv, timeout, {});
+}
+
+TtyRun run_on_tty(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                  const std::vector<std::pair<std::string, std::string>>& answers) {
     std::vector<std::string> args = argv;
     std::vector<char*> cargv;
     for (auto& a : args) {
@@ -30,6 +35,8 @@ TtyRun run_on_tty(const std::vector<std::string>& argv, std::chrono::millisecond
         ::_exit(127);
     }
     TtyRun r;
+    std::size_t next = 0; // the answer to type next
+    std::size_t from = 0; // where on the screen its prompt is looked for
     auto end = std::chrono::steady_clock::now() + timeout;
     for (;;) {
         pollfd p{master, POLLIN, 0};
@@ -38,6 +45,15 @@ TtyRun run_on_tty(const std::vector<std::string>& argv, std::chrono::millisecond
             ssize_t got = ::read(master, buf, sizeof buf);
             if (got > 0) {
                 r.screen.append(buf, static_cast<std::size_t>(got));
+                if (next < answers.size()) {
+                    auto at = r.screen.find(answers[next].first, from);
+                    if (at != std::string::npos) {
+                        const std::string& text = answers[next].second;
+                        (void)!::write(master, text.data(), text.size());
+                        from = at + answers[next].first.size();
+                        ++next;
+                    }
+                }
                 continue;
             }
             break; // EIO: the program closed its terminal

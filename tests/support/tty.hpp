@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mft {
@@ -16,5 +17,10 @@ struct TtyRun {
 // Runs argv (no shell) with stdin, stdout and stderr on a new pseudo-terminal of 160x40;
 // kills it after `timeout`.
 TtyRun run_on_tty(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+
+// The same, typing answers[i].second once answers[i].first has appeared on the screen
+// after the previous answer (a prompt, then what a person would type, "\n" included).
+TtyRun run_on_tty(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                  const std::vector<std::pair<std::string, std::string>>& answers);
 
 } // namespace mft
