@@ -62,11 +62,13 @@ extern const Command never_logged_in_command; // cli_never_logged_in.cpp
 extern const Command replay_command;          // cli_replay.cpp
 extern const Command dry_run_command;         // cli_dry_run.cpp
 extern const Command account_command;         // cli_account.cpp
+extern const Command copy_all_command;        // cli_copy_all.cpp
 
 // One line per command in the table below.
 inline constexpr const Command* kCommands[] = {
-    &check_config_command,    &dry_run_command, &import_command,  &replay_command, &status_command,
-    &never_logged_in_command, &cutover_command, &account_command, &worker_command, &keys_command,
+    &check_config_command, &dry_run_command,         &import_command,  &replay_command,
+    &status_command,       &never_logged_in_command, &cutover_command, &account_command,
+    &copy_all_command,     &worker_command,          &keys_command,
 };
 
 } // namespace mf::cli

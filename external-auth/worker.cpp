@@ -96,14 +96,15 @@ Result<void> take_host_lock(Worker::Impl& w) {
     return {};
 }
 
-Result<Secret> read_master_password(const std::string& path) {
+// `key` names the setting in messages ("target.master_password_file").
+Result<Secret> read_master_password(const std::string& path, const std::string& key) {
     if (auto w = secret_file_warning(path); !w.empty()) {
-        log::warning("target.master_password_file: " + w);
+        log::warning(key + ": " + w);
     }
     auto text = spool::read_secret_file(path, 1024);
     if (!text) {
         Error e = text.error();
-        e.what = "read target.master_password_file: " + e.what;
+        e.what = "read " + key + ": " + e.what;
         return e;
     }
     std::string_view v = text->view();
@@ -112,8 +113,7 @@ Result<Secret> read_master_password(const std::string& path) {
     }
     Secret s(v);
     if (s.empty()) {
-        return make_error("read target.master_password_file " + path, "the file is empty",
-                          Scope::config);
+        return make_error("read " + key + " " + path, "the file is empty", Scope::config);
     }
     return s;
 }
@@ -170,11 +170,23 @@ Result<std::unique_ptr<Worker>> Worker::create(const Config& cfg, const Options&
     w->opener.emplace(std::move(*opener));
     w->spool.emplace(w->cfg.spool.dir);
     if (!w->cfg.target.master_password_file.empty()) {
-        auto pw = read_master_password(w->cfg.target.master_password_file);
+        auto pw =
+            read_master_password(w->cfg.target.master_password_file, "target.master_password_file");
         if (!pw) {
             return pw.error();
         }
         w->master_password.emplace(std::move(*pw));
+    }
+    for (const auto& p : w->cfg.providers) {
+        if (p.master_password_file.empty()) {
+            continue;
+        }
+        auto pw = read_master_password(p.master_password_file,
+                                       "provider " + p.name + ": master_password_file");
+        if (!pw) {
+            return pw.error();
+        }
+        w->source_masters.emplace(p.name, std::move(*pw));
     }
     if (auto r = spool::detail::ensure_dir(w->cfg.worker.state_dir, 0700); !r) {
         return r.error();

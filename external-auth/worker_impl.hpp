@@ -8,6 +8,7 @@
 #include "worker.hpp"
 
 #include <list>
+#include <map>
 #include <thread>
 
 namespace mf::worker {
@@ -29,7 +30,8 @@ struct Worker::Impl {
     std::unique_ptr<Store> store;
     std::optional<spool::Opener> opener;
     std::optional<spool::Spool> spool;
-    std::optional<Secret> master_password;
+    std::optional<Secret> master_password;        // target.master_password_file
+    std::map<std::string, Secret> source_masters; // provider name → its master password
     int lock_fd = -1;
     int other_pid = 0; // holder of the host lock when we did not get it
     int inotify_fd = -1;
@@ -43,6 +45,7 @@ struct Worker::Impl {
 
     // worker_job.cpp
     void run_job(Running& r);
+    Result<Secret> sealed_password(const Job& job, const std::string& who);
 
     // worker.cpp
     void notify_loop();

@@ -97,6 +97,37 @@ std::optional<Error> crashed_too_often(const Job& job, const WorkerConfig& wc) {
 
 } // namespace
 
+// The account's password from its spool entry (re-sealed to the current key if it was
+// sealed to the previous one); the entry's bytes are wiped.
+Result<Secret> Worker::Impl::sealed_password(const Job& job, const std::string& who) {
+    auto entry = spool->get(job.account);
+    if (!entry) {
+        return entry.error();
+    }
+    if (!entry->has_value()) {
+        return make_error("no sealed password for " + job.account + " in " + spool->dir(),
+                          "the login side did not store one (public key missing at the first "
+                          "login?) or it was deleted; a new first login or a replay stores one, "
+                          "or a master user at both servers copies without it",
+                          Scope::account, Retry::never);
+    }
+    auto password = opener->open(job.account, **entry, spool->path_for(job.account));
+    if (!password) {
+        return password.error();
+    }
+    if (!opener->is_current(**entry)) {
+        // Sealed to the previous key (a login side that had not re-read the public key
+        // after `keys rotate`): move it to the current one.
+        if (auto sealed = opener->seal_to_current(job.account, *password); sealed) {
+            if (auto p = spool->put(job.account, *sealed); !p) {
+                log::warning(who + ": re-seal to the current key: " + p.error().message());
+            }
+        }
+    }
+    wipe((*entry)->data(), (*entry)->size());
+    return std::move(*password);
+}
+
 void Worker::Impl::run_job(Running& r) {
     const Job& job = r.job;
     const std::string who = "worker: " + job.account + " (job " + std::to_string(job.id) + ")";
@@ -240,34 +271,23 @@ void Worker::Impl::run_job(Running& r) {
         source_login = ident->old_login;
     }
 
-    // The password: from the spool, into a Secret, for this run only.
-    auto entry = spool->get(job.account);
-    if (!entry) {
-        fail(entry.error());
-        return;
+    // The user's password, from the spool, for this run only: not needed when both servers
+    // are opened otherwise (a master user at the old server, and a master user or a local
+    // Maildir tree at the new one), as for accounts imported and never logged in.
+    const Secret* source_master = nullptr;
+    if (auto it = source_masters.find(provider->name); it != source_masters.end()) {
+        source_master = &it->second;
     }
-    if (!entry->has_value()) {
-        fail(make_error("no sealed password for " + job.account + " in " + spool->dir(),
-                        "the login side did not store one (public key missing at the first "
-                        "login?) or it was deleted; a new first login or a replay stores one",
-                        Scope::account, Retry::never));
-        return;
-    }
-    auto password = opener->open(job.account, **entry, spool->path_for(job.account));
-    if (!password) {
-        fail(password.error());
-        return;
-    }
-    if (!opener->is_current(**entry)) {
-        // Sealed to the previous key (a login side that had not re-read the public key
-        // after `keys rotate`): move it to the current one.
-        if (auto sealed = opener->seal_to_current(job.account, *password); sealed) {
-            if (auto p = spool->put(job.account, *sealed); !p) {
-                log::warning(who + ": re-seal to the current key: " + p.error().message());
-            }
+    const bool target_needs_user = cfg.target.maildir.empty() && !master_password;
+    std::optional<Secret> password;
+    if (source_master == nullptr || target_needs_user) {
+        auto pw = sealed_password(job, who);
+        if (!pw) {
+            fail(pw.error());
+            return;
         }
+        password.emplace(std::move(*pw));
     }
-    wipe((*entry)->data(), (*entry)->size());
 
     if (to) {
         AuditContext c = ctx;
@@ -327,7 +347,12 @@ void Worker::Impl::run_job(Running& r) {
     } else {
         dst.password = password->clone();
     }
-    from.password = std::move(*password);
+    if (source_master != nullptr) {
+        from.auth_user = provider->master_user;
+        from.password = source_master->clone();
+    } else {
+        from.password = std::move(*password);
+    }
 
     copy::Options opts;
     opts.state_path = cfg.worker.state_dir + "/" + spool::detail::encode_name(job.account) + ".db";

@@ -192,6 +192,8 @@ const Keys<ProviderConfig>& provider_keys() {
         choice("mechanism", &ProviderConfig::mechanism,
                {SaslMech::automatic, SaslMech::plain, SaslMech::login}),
         flag("case_insensitive", &ProviderConfig::case_insensitive),
+        text("master_user", &ProviderConfig::master_user),
+        file("master_password_file", &ProviderConfig::master_password_file),
     };
     return keys;
 }
@@ -380,6 +382,28 @@ std::string dir_of(const std::string& path) {
     return pos == 0 ? "/" : path.substr(0, pos + 1);
 }
 
+// provider.master_user and master_password_file: both or neither, IMAP only.
+Result<void> check_provider_master(const Reader& r, const toml::table* t, const ProviderConfig& p) {
+    if (p.master_user.empty() != p.master_password_file.empty()) {
+        const char* have = p.master_user.empty() ? "master_password_file" : "master_user";
+        const char* need = p.master_user.empty() ? "master_user" : "master_password_file";
+        return r.error(where(t, have), std::string("provider.") + have,
+                       std::string("needs provider.") + need + " as well");
+    }
+    if (p.master_user.empty()) {
+        return {};
+    }
+    if (p.protocol != Protocol::imap) {
+        return r.error(where(t, "master_user"), "provider.master_user",
+                       "is for an IMAP old server, found protocol = \"" +
+                           std::string(to_string(p.protocol)) + "\"");
+    }
+    if (auto w = secret_file_warning(p.master_password_file); !w.empty()) {
+        r.warn("provider " + p.name + ": master_password_file: " + w);
+    }
+    return {};
+}
+
 Result<void> validate_providers(const Reader& r, const toml::table& root, Config& cfg) {
     const auto* arr = root.get_as<toml::array>("provider");
     if (arr == nullptr || cfg.providers.empty()) {
@@ -417,6 +441,9 @@ Result<void> validate_providers(const Reader& r, const toml::table& root, Config
         if (p.tls == TlsMode::none && !p.ca_file.empty()) {
             return r.error(where(t, "ca_file"), "provider.ca_file",
                            "is only used with TLS, found tls = \"none\"");
+        }
+        if (auto e = check_provider_master(r, t, p); !e) {
+            return e;
         }
         if (p.tls != TlsMode::none && !p.verify_certificate) { // tls none: warn_clear_text
             r.warn("provider " + p.name + ": verify_certificate = false: the certificate of " +

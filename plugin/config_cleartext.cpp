@@ -2,7 +2,8 @@
 //
 // The paths a password takes, and which of them can be clear text:
 //   [[provider]] host   each user's own password: the first-login check (verifier) and the
-//                       worker's copy logins to the old server — clear with tls = "none";
+//                       worker's copy logins to the old server; with master_user, the
+//                       master password at the copy logins — clear with tls = "none";
 //   [target] host       with master_user: the master password, which opens every mailbox
 //                       there; without: each user's own password (the worker logs in as
 //                       the user) — clear with tls = "none";
@@ -52,7 +53,11 @@ void providers(const Reader& r, const toml::table& root, const Config& cfg) {
         warn_at(r, t, "tls", "provider.tls",
                 "provider \"" + p.name + "\" has tls = \"none\": each user's own password " +
                     "goes in clear text to the old server " + endpoint(p.host, p.effective_port()) +
-                    ", at the first-login check and at every copy login");
+                    ", at the first-login check" +
+                    (p.master_user.empty()
+                         ? std::string(" and at every copy login")
+                         : "; the master password (master_password_file), which opens every "
+                           "mailbox there, at every copy login"));
     }
 }
 

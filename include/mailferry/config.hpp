@@ -52,6 +52,11 @@ struct ProviderConfig {
     // CommuniGate, Courier): the local part is folded to lower case (ASCII) for the
     // account's name, so every spelling lands in one account.
     bool case_insensitive = true;
+    // The worker logs in here as this master user for every account (IMAP: AUTHENTICATE
+    // PLAIN with the account as authzid), so accounts copy without their own password:
+    // imported ones that never logged in. The password is read from the file (0600).
+    std::string master_user;
+    std::string master_password_file;
 
     [[nodiscard]] std::uint16_t effective_port() const;
 };

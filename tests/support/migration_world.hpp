@@ -336,8 +336,10 @@ struct WorldOptions {
     bool master_user = true;
     bool spawn = false;
     std::string idle_exit = "5m";
-    std::string extra;        // appended to mailferry.toml
-    std::string worker_extra; // appended to its [worker] section
+    std::string extra;          // appended to mailferry.toml
+    std::string worker_extra;   // appended to its [worker] section
+    std::string old_extra;      // appended to the old Dovecot's config
+    std::string provider_extra; // appended to the [[provider]] section
     // [target] maildir = the new server's Maildirs (written directly) instead of its IMAP
     // port; the worker then runs as root (start_worker), as it must to write users' trees.
     bool maildir_target = false;
@@ -360,6 +362,7 @@ struct World {
         d.label = "wold";
         d.users = o.users;
         d.pop3 = d.pop3s = d.submission = false;
+        d.extra_config = o.old_extra;
         return d;
     }
 
@@ -425,8 +428,8 @@ struct World {
             "[[provider]]\nname = \"old\"\ndomains = [\"example.com\"]\nprotocol = \"imap\"\n"
             "host = \"localhost\"\nport = " +
             std::to_string(old.imaps_port()) + "\ntls = \"implicit\"\nca_file = \"" +
-            old.ca_file() +
-            "\"\ntimeout = \"10s\"\nmax_concurrent = 100\n\n"
+            old.ca_file() + "\"\ntimeout = \"10s\"\nmax_concurrent = 100\n" + o.provider_extra +
+            "\n"
             "[hash]\nscheme = \"argon2id\"\nargon2_ops = 1\nargon2_memory_kib = 8192\n\n"
             "[provisioner]\ntype = \"builtin\"\n\n"
             "[guard]\nmax_failures_per_account_ip = 1000\nmax_failures_per_account = 1000\n"
