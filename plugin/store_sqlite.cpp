@@ -1110,6 +1110,13 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, Millis
     }
     sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count()));
     sqlite3_extended_result_codes(db, 1);
+    // Keep -wal and -shm when the last connection closes. Otherwise the next opener
+    // creates them again, and when that is root (an admin command) SQLite opens them with
+    // root's umask before it fixes owner and mode: a worker or login helper opening the
+    // store in that instant gets a read-only -shm and fails its write with
+    // "attempt to write a readonly database". Kept, they are created once, at setup.
+    int persist = 1;
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     auto store = std::make_unique<SqliteStore>(db, path);
     if (auto r = store->init(); !r) {
         return r.error();
