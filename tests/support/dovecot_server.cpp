@@ -139,13 +139,13 @@ struct DovecotServer::State {
     DovecotOptions opts;
     std::unique_ptr<TempDir> dir;
     std::string conf, users_file, log;
-    std::uint16_t imap = 0, imaps = 0, pop3 = 0, pop3s = 0, submission = 0;
+    std::uint16_t imap = 0, imaps = 0, pop3 = 0, pop3s = 0, submission = 0, lmtp = 0;
     pid_t master = -1;
     RunAs as;
     std::mutex users_mutex;
 
-    [[nodiscard]] std::array<std::uint16_t, 5> ports() const {
-        return {imap, imaps, pop3, pop3s, submission};
+    [[nodiscard]] std::array<std::uint16_t, 6> ports() const {
+        return {imap, imaps, pop3, pop3s, submission, lmtp};
     }
     void pick_ports();
     void write_config() const;
@@ -159,6 +159,7 @@ void DovecotServer::State::pick_ports() {
     pop3 = opts.pop3 ? free_port() : 0;
     pop3s = opts.pop3s && tls ? free_port() : 0;
     submission = opts.submission ? free_port() : 0;
+    lmtp = opts.lmtp ? free_port() : 0;
 }
 
 void DovecotServer::State::write_config() const {
@@ -170,6 +171,9 @@ void DovecotServer::State::write_config() const {
     }
     if (submission != 0) {
         protocols += " submission";
+    }
+    if (lmtp != 0) {
+        protocols += " lmtp";
     }
     std::string c;
     c += "# written by tests/support/dovecot_server.cpp\n";
@@ -221,7 +225,9 @@ void DovecotServer::State::write_config() const {
     // Dovecot delays logins from an address after failures (auth penalty, up to 15 s);
     // tests fail passwords on purpose from 127.0.0.1, so switch it off the documented way.
     c += "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n";
-    c += "service lmtp {\n  inet_listener lmtp {\n    port = 0\n  }\n}\n";
+    // LMTP (when asked for) delivers as mail_uid; the recipient is looked up as given.
+    c +=
+        "service lmtp {\n  inet_listener lmtp {\n    port = " + std::to_string(lmtp) + "\n  }\n}\n";
     c += opts.extra_config + "\n";
     write_file(conf, c, 0644);
 }
@@ -363,6 +369,9 @@ std::uint16_t DovecotServer::pop3s_port() const {
 }
 std::uint16_t DovecotServer::submission_port() const {
     return state_->submission;
+}
+std::uint16_t DovecotServer::lmtp_port() const {
+    return state_->lmtp;
 }
 const std::string& DovecotServer::ca_file() const {
     return pki().ca;

@@ -29,6 +29,7 @@ struct DovecotOptions {
     bool pop3 = true;       // plain POP3 (STLS offered when tls)
     bool pop3s = true;      // implicit TLS POP3
     bool submission = true; // SMTP submission with AUTH (STARTTLS offered when tls)
+    bool lmtp = false;      // LMTP on a TCP port (deliveries into the users' Maildirs)
     bool tls = true;
     // Replaces the passdb/userdb blocks (the NEW server authenticating through mailferry:
     // checkpassword, PAM). Empty: a passwd-file passdb+userdb with `users`.
@@ -61,6 +62,7 @@ class DovecotServer {
     [[nodiscard]] std::uint16_t pop3_port() const;
     [[nodiscard]] std::uint16_t pop3s_port() const;
     [[nodiscard]] std::uint16_t submission_port() const;
+    [[nodiscard]] std::uint16_t lmtp_port() const; // 0 without DovecotOptions::lmtp
 
     [[nodiscard]] const std::string& ca_file() const;     // PEM of the CA that signed the cert
     [[nodiscard]] const std::string& config_path() const; // dovecot.conf
