@@ -35,12 +35,13 @@
 //   account lock keeps a re-sent first login from provisioning twice.
 //
 // SEE ALSO
-//   examples/communigate/, docs/ARCHITECTURE.md, cgpauth_server.hpp, cgpauth_probe.hpp
-#include "cgpauth_probe.hpp"
+//   examples/communigate/, docs/ARCHITECTURE.md, cgpauth_server.hpp,
+//   include/mailferry/probe_rcpt.hpp
 #include "cgpauth_proto.hpp"
 #include "cgpauth_server.hpp"
 #include "face_io.hpp"
 #include "face_skeleton.hpp"
+#include "mailferry/probe_rcpt.hpp"
 
 #include "mailferry/engine.hpp"
 #include "mailferry/log.hpp"
@@ -57,7 +58,7 @@ namespace {
 struct Options {
     mf::face::CommonOptions common;
     unsigned workers = 8;
-    std::optional<mf::cgp::ProbeTarget> probe;
+    std::optional<mf::rcpt::ProbeTarget> probe;
     std::string probe_spec;
     std::string probe_helo;
     unsigned probe_timeout_s = 10;
@@ -141,17 +142,17 @@ class Handlers {
                           " is not migrated and no --probe is configured to ask the old server");
             return {"ERROR", "unknown account (no SMTP probe configured to ask the old server)"};
         }
-        mf::cgp::ProbeOutcome out = mf::cgp::probe_recipient(*opts_.probe, id->old_address);
+        mf::rcpt::ProbeOutcome out = mf::rcpt::probe_recipient(*opts_.probe, id->old_address);
         switch (out.status) {
-        case mf::cgp::ProbeStatus::exists:
+        case mf::rcpt::ProbeStatus::exists:
             mf::log::info(who + ": " + id->old_address +
                           " exists at the old server: " + out.detail);
             return {"OK", ""};
-        case mf::cgp::ProbeStatus::unknown:
+        case mf::rcpt::ProbeStatus::unknown:
             mf::log::info(who + ": " + id->old_address +
                           " unknown at the old server: " + out.detail);
             return {"ERROR", "unknown account"};
-        case mf::cgp::ProbeStatus::unavailable:
+        case mf::rcpt::ProbeStatus::unavailable:
             mf::log::warning(who + ": probe for " + id->old_address + " failed: " + out.detail);
             return {"ERROR", kTemporary};
         }
@@ -238,7 +239,7 @@ int run(int argc, char** argv) {
                           mf::sanitize_reply(argv[args->first_operand], 100) + "\" (see --help)");
     }
     if (!opts.probe_spec.empty()) {
-        auto t = mf::cgp::parse_probe_target(opts.probe_spec);
+        auto t = mf::rcpt::parse_probe_target(opts.probe_spec);
         if (!t) {
             return fail_start("--probe: " + t.error().message());
         }

@@ -53,22 +53,26 @@ void print_json(const nlohmann::json& doc);
 
 // ---- the command table: one line per cli_<name>.cpp ----
 extern const Command check_config_command;
-extern const Command worker_command;          // cli_worker.cpp
-extern const Command keys_command;            // cli_keys.cpp
-extern const Command cutover_command;         // cli_cutover.cpp
-extern const Command status_command;          // cli_status.cpp
-extern const Command import_command;          // cli_import.cpp
-extern const Command never_logged_in_command; // cli_never_logged_in.cpp
-extern const Command replay_command;          // cli_replay.cpp
-extern const Command dry_run_command;         // cli_dry_run.cpp
-extern const Command account_command;         // cli_account.cpp
-extern const Command copy_all_command;        // cli_copy_all.cpp
+extern const Command worker_command;           // cli_worker.cpp
+extern const Command keys_command;             // cli_keys.cpp
+extern const Command cutover_command;          // cli_cutover.cpp
+extern const Command status_command;           // cli_status.cpp
+extern const Command import_command;           // cli_import.cpp
+extern const Command never_logged_in_command;  // cli_never_logged_in.cpp
+extern const Command replay_command;           // cli_replay.cpp
+extern const Command dry_run_command;          // cli_dry_run.cpp
+extern const Command account_command;          // cli_account.cpp
+extern const Command copy_all_command;         // cli_copy_all.cpp
+extern const Command transport_command;        // cli_transport.cpp
+extern const Command policy_command;           // cli_policy.cpp
+extern const Command mailflow_release_command; // cli_mailflow_release.cpp
 
 // One line per command in the table below.
 inline constexpr const Command* kCommands[] = {
-    &check_config_command, &dry_run_command,         &import_command,  &replay_command,
-    &status_command,       &never_logged_in_command, &cutover_command, &account_command,
-    &copy_all_command,     &worker_command,          &keys_command,
+    &check_config_command, &dry_run_command,          &import_command,  &replay_command,
+    &status_command,       &never_logged_in_command,  &cutover_command, &account_command,
+    &copy_all_command,     &worker_command,           &keys_command,    &transport_command,
+    &policy_command,       &mailflow_release_command,
 };
 
 } // namespace mf::cli

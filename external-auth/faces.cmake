@@ -9,10 +9,9 @@ add_library(mf_faces STATIC
   ${CMAKE_CURRENT_LIST_DIR}/face_io.cpp
   ${CMAKE_CURRENT_LIST_DIR}/checkpassword_proto.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cgpauth_proto.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/cgpauth_probe.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cgpauth_server.cpp)
 target_include_directories(mf_faces PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(mf_faces PUBLIC mf_base)
+target_link_libraries(mf_faces PUBLIC mf_base mf_probe)
 target_compile_options(mf_faces PRIVATE ${MAILFERRY_WARNINGS})
 
 add_library(mf_face_main STATIC ${CMAKE_CURRENT_LIST_DIR}/face_skeleton.cpp)

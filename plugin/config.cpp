@@ -10,6 +10,7 @@
 // Errors: Scope::config; what = "FILE:LINE: key.path", detail = expected vs found. A TOML
 // syntax error is "FILE:LINE" with the parser's description.
 #include "config_cleartext.hpp"
+#include "config_mailflow.hpp"
 #include "config_reader.hpp"
 #include "file_util.hpp"
 
@@ -194,6 +195,11 @@ const Keys<ProviderConfig>& provider_keys() {
         flag("case_insensitive", &ProviderConfig::case_insensitive),
         text("master_user", &ProviderConfig::master_user),
         file("master_password_file", &ProviderConfig::master_password_file),
+        text("mail_host", &ProviderConfig::mail_host, host_rule),
+        number("mail_port", &ProviderConfig::mail_port, 1, 65535),
+        choice("mail_protocol", &ProviderConfig::mail_protocol,
+               {MailProtocol::smtp, MailProtocol::lmtp}),
+        text("relay_transport", &ProviderConfig::relay_transport, transport_rule),
     };
     return keys;
 }
@@ -348,6 +354,7 @@ const std::vector<Section>& sections() {
         table_section("spool", &Config::spool, spool_keys()),
         table_section("target", &Config::target, target_keys()),
         table_section("worker", &Config::worker, worker_keys()),
+        table_section("mailflow", &Config::mailflow, mailflow_keys()),
     };
     return list;
 }
@@ -675,6 +682,9 @@ Result<void> validate(const Reader& r, const toml::table& root, Config& cfg) {
         return ok;
     }
     apply_fold_local_part(r, root, cfg);
+    if (auto ok = validate_mailflow(r, root, cfg); !ok) {
+        return ok;
+    }
     if (auto ok = validate_provisioner(r, root, cfg); !ok) {
         return ok;
     }

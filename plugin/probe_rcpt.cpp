@@ -1,10 +1,8 @@
-// cgpauth_probe.cpp — one bounded SMTP/LMTP RCPT TO conversation with a deadline.
+// probe_rcpt.cpp — one bounded SMTP/LMTP RCPT TO conversation with a deadline.
 //
 // Must never send DATA, never wait past the target's timeout, never answer "unknown" for
 // anything but a 5xx to RCPT.
-#include "cgpauth_probe.hpp"
-
-#include "face_io.hpp"
+#include "mailferry/probe_rcpt.hpp"
 
 #include <cctype>
 #include <cerrno>
@@ -17,11 +15,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-namespace mf::cgp {
+namespace mf::rcpt {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Milliseconds left until `deadline`, never negative (for poll()).
+int millis_until(Clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    return left.count() < 0 ? 0 : static_cast<int>(left.count());
+}
 
 constexpr std::size_t kMaxReplyLine = 1000;
 constexpr int kMaxReplyLines = 100;
@@ -49,7 +53,8 @@ class Fd {
 
 struct Reply {
     int code = 0;
-    std::string text; // all lines, joined with " / ", sanitized
+    std::string text;  // all lines, joined with " / ", sanitized
+    std::string first; // the first line, sanitized
 };
 
 class Conversation {
@@ -81,7 +86,7 @@ class Conversation {
                 continue;
             }
             pollfd p{s.get(), POLLOUT, 0};
-            int n = ::poll(&p, 1, face::millis_until(deadline_));
+            int n = ::poll(&p, 1, millis_until(deadline_));
             if (n <= 0) {
                 last = n == 0 ? "timed out" : std::strerror(errno);
                 continue;
@@ -119,6 +124,9 @@ class Conversation {
                 return fail("read reply from " + where_, "reply code changed inside a reply");
             }
             r.code = code;
+            if (lines == 0) {
+                r.first = sanitize_reply(l, 200);
+            }
             if (!r.text.empty()) {
                 r.text += " / ";
             }
@@ -135,7 +143,7 @@ class Conversation {
         std::string_view rest = data;
         while (!rest.empty()) {
             pollfd p{fd_.get(), POLLOUT, 0};
-            int n = ::poll(&p, 1, face::millis_until(deadline_));
+            int n = ::poll(&p, 1, millis_until(deadline_));
             if (n == 0) {
                 return fail("send to " + where_, "timed out");
             }
@@ -175,7 +183,7 @@ class Conversation {
                 return fail("read reply from " + where_, "reply line longer than 1000 bytes");
             }
             pollfd p{fd_.get(), POLLIN, 0};
-            int n = ::poll(&p, 1, face::millis_until(deadline_));
+            int n = ::poll(&p, 1, millis_until(deadline_));
             if (n == 0) {
                 return fail("read reply from " + where_, "timed out");
             }
@@ -212,7 +220,7 @@ class Conversation {
 };
 
 ProbeOutcome unavailable(std::string detail) {
-    return ProbeOutcome{ProbeStatus::unavailable, std::move(detail)};
+    return ProbeOutcome{ProbeStatus::unavailable, std::move(detail), {}};
 }
 
 } // namespace
@@ -332,12 +340,12 @@ ProbeOutcome probe_recipient(const ProbeTarget& target, const std::string& addre
     std::string said = c.where() + " said \"" + rcpt->text + "\"";
     switch (rcpt->code / 100) {
     case 2:
-        return ProbeOutcome{ProbeStatus::exists, said};
+        return ProbeOutcome{ProbeStatus::exists, said, rcpt->first};
     case 5:
-        return ProbeOutcome{ProbeStatus::unknown, said};
+        return ProbeOutcome{ProbeStatus::unknown, said, rcpt->first};
     default:
         return unavailable("RCPT TO at " + said);
     }
 }
 
-} // namespace mf::cgp
+} // namespace mf::rcpt

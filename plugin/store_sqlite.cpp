@@ -96,6 +96,24 @@ CREATE TABLE cutover_plan (
     updated  INTEGER NOT NULL
 );
 )sql",
+    // 3 → 4: mail the Postfix policy service put on hold for accounts in their final
+    // round (released after the cut-over), and addresses the old server said it knows.
+    R"sql(
+CREATE TABLE held_mail (
+    account   TEXT NOT NULL,
+    instance  TEXT NOT NULL DEFAULT '',
+    queue_id  TEXT NOT NULL DEFAULT '',
+    at        INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX held_mail_row ON held_mail(account, instance, queue_id);
+CREATE INDEX held_mail_instance ON held_mail(instance);
+CREATE INDEX held_mail_queue_id ON held_mail(queue_id);
+CREATE TABLE known_recipients (
+    address   TEXT PRIMARY KEY NOT NULL,
+    provider  TEXT NOT NULL,
+    at        INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -748,6 +766,42 @@ class SqliteStore final : public Store {
             return r.error();
         }
         return std::move(*was);
+    }
+
+    // ---- held mail ----
+
+    Result<void> note_held_mail(const std::string& account, const std::string& instance,
+                                const std::string& queue_id, UnixTime at) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("remember held mail of " + account, [&] {
+            return sqlite_mailflow::note(db_, account, instance, queue_id, at);
+        });
+    }
+    Result<std::int64_t> bind_held_mail(const std::string& instance,
+                                        const std::string& queue_id) override {
+        std::lock_guard lock(mu_);
+        std::int64_t n = 0;
+        auto r = in_transaction("bind held mail to queue id " + queue_id,
+                                [&] { return sqlite_mailflow::bind(db_, instance, queue_id, n); });
+        if (!r) {
+            return r.error();
+        }
+        return n;
+    }
+    Result<std::vector<HeldMail>> list_held_mail(const std::string& account) override {
+        std::lock_guard lock(mu_);
+        return sqlite_mailflow::list(db_, account);
+    }
+    Result<void> forget_held_mail(const std::string& account,
+                                  const std::string& queue_id) override {
+        std::lock_guard lock(mu_);
+        return in_transaction("forget held mail " + queue_id,
+                              [&] { return sqlite_mailflow::forget(db_, account, queue_id); });
+    }
+    Result<void> record_known_recipient(const std::string& address, const std::string& provider,
+                                        UnixTime at) override {
+        std::lock_guard lock(mu_);
+        return sqlite_mailflow::known(db_, address, provider, at);
     }
 
     // The schema version of a store opened read-only; nothing is created or migrated.

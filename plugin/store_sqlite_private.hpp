@@ -85,6 +85,21 @@ Result<void> prune(sqlite3* db, UnixTime now, UnixTime failures_before);
 
 } // namespace sqlite_guard
 
+// Held mail and known recipients (store_sqlite_mailflow.cpp); the callers hold the
+// transaction where there is one.
+namespace sqlite_mailflow {
+
+Result<void> note(sqlite3* db, const std::string& account, const std::string& instance,
+                  const std::string& queue_id, UnixTime at);
+Result<void> bind(sqlite3* db, const std::string& instance, const std::string& queue_id,
+                  std::int64_t& bound);
+Result<std::vector<HeldMail>> list(sqlite3* db, const std::string& account);
+Result<void> forget(sqlite3* db, const std::string& account, const std::string& queue_id);
+Result<void> known(sqlite3* db, const std::string& address, const std::string& provider,
+                   UnixTime at);
+
+} // namespace sqlite_mailflow
+
 // Accounts by name whatever the ASCII letter case (store_variants.cpp).
 namespace sqlite_variants {
 

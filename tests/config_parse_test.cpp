@@ -769,3 +769,47 @@ TEST_CASE("the example config passes and documents every key") {
         CHECK((set || shown));
     }
 }
+
+TEST_CASE("[mailflow] and the providers' mail keys: defaults, values, mistakes") {
+    Config d = ok(kProvider);
+    CHECK(d.mailflow.local_transport == "lmtp:unix:private/dovecot-lmtp");
+    CHECK(d.mailflow.unmigrated == Unmigrated::relay);
+    CHECK(d.mailflow.probe_timeout == 10s);
+    CHECK(d.mailflow.postfix_config_dir == "/etc/postfix");
+    CHECK(d.providers[0].mail_host == "imap.example.org");
+    CHECK(d.providers[0].mail_port == 25);
+    CHECK(d.providers[0].relay_transport == "smtp:[imap.example.org]:25");
+
+    Config c = ok(kProvider + "mail_protocol = \"lmtp\"\nmail_port = 2424\n"
+                              "mail_host = \"10.0.0.5\"\n"
+                              "[mailflow]\nlocal_transport = \"lmtp:inet:127.0.0.1:24\"\n"
+                              "unmigrated = \"probe\"\nprobe_timeout = \"3s\"\n"
+                              "probe_helo = \"mx.new.example\"\n"
+                              "postfix_config_dir = \"/etc/postfix-mx\"\n");
+    CHECK(c.providers[0].relay_transport == "lmtp:inet:10.0.0.5:2424");
+    CHECK(c.mailflow.local_transport == "lmtp:inet:127.0.0.1:24");
+    CHECK(c.mailflow.unmigrated == Unmigrated::probe);
+    CHECK(c.mailflow.probe_timeout == 3s);
+    CHECK(c.mailflow.postfix_config_dir == "/etc/postfix-mx");
+    Config own = ok(kProvider + "relay_transport = \"relay:[old.example.org]:587\"\n");
+    CHECK(own.providers[0].relay_transport == "relay:[old.example.org]:587");
+
+    expect_error(kProvider + "[mailflow]\nlocal_transport = \"lmtp\"\n",
+                 "t.toml:6: mailflow.local_transport", "transport:nexthop");
+    expect_error(kProvider + "[mailflow]\nlocal_transport = \"smtp:[a] b\"\n",
+                 "t.toml:6: mailflow.local_transport", "without blanks");
+    expect_error(kProvider + "[mailflow]\nunmigrated = \"bounce\"\n",
+                 "t.toml:6: mailflow.unmigrated", "relay");
+    expect_error(kProvider + "[mailflow]\nprobe_timeout = \"10m\"\n",
+                 "t.toml:6: mailflow.probe_timeout", "");
+    expect_error(kProvider + "[mailflow]\nprobe_helo = \"bad name\"\n",
+                 "t.toml:6: mailflow.probe_helo", "EHLO");
+    expect_error(kProvider + "[mailflow]\nbogus = 1\n", "t.toml:6: mailflow.bogus", "unknown key");
+    expect_error(kProvider + "relay_transport = \"smtp [old]:25\"\n",
+                 "t.toml:5: provider.relay_transport", "transport:nexthop");
+    expect_error(kProvider + "mail_port = 0\n", "t.toml:5: provider.mail_port", "");
+    expect_error(kProvider + "mail_protocol = \"lmtp\"\n", "t.toml:5: provider.mail_port",
+                 "needs it");
+    expect_error(kProvider + "mail_protocol = \"imap\"\n", "t.toml:5: provider.mail_protocol",
+                 "smtp");
+}

@@ -6,11 +6,11 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "cgpauth_probe.hpp"
 #include "cgpauth_proto.hpp"
 #include "cgpauth_server.hpp"
 #include "checkpassword_proto.hpp"
 #include "face_io.hpp"
+#include "mailferry/probe_rcpt.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -538,23 +538,23 @@ TEST_CASE("face_io: bounded reads stop at the limit, the deadline, or EOF") {
 }
 
 TEST_CASE("probe target syntax") {
-    auto t = mf::cgp::parse_probe_target("smtp://mx.old.example");
+    auto t = mf::rcpt::parse_probe_target("smtp://mx.old.example");
     REQUIRE(t);
     CHECK(t->host == "mx.old.example");
     CHECK(t->port == 25);
     CHECK_FALSE(t->lmtp);
-    t = mf::cgp::parse_probe_target("lmtp://127.0.0.1:2424");
+    t = mf::rcpt::parse_probe_target("lmtp://127.0.0.1:2424");
     REQUIRE(t);
     CHECK(t->lmtp);
     CHECK(t->port == 2424);
-    t = mf::cgp::parse_probe_target("[::1]:587");
+    t = mf::rcpt::parse_probe_target("[::1]:587");
     REQUIRE(t);
     CHECK(t->host == "::1");
     CHECK(t->port == 587);
-    CHECK_FALSE(mf::cgp::parse_probe_target("lmtp://host"));
-    CHECK_FALSE(mf::cgp::parse_probe_target("http://host"));
-    CHECK_FALSE(mf::cgp::parse_probe_target("host:0"));
-    CHECK_FALSE(mf::cgp::parse_probe_target("host:99999"));
-    CHECK_FALSE(mf::cgp::parse_probe_target(""));
-    CHECK_FALSE(mf::cgp::parse_probe_target("[::1"));
+    CHECK_FALSE(mf::rcpt::parse_probe_target("lmtp://host"));
+    CHECK_FALSE(mf::rcpt::parse_probe_target("http://host"));
+    CHECK_FALSE(mf::rcpt::parse_probe_target("host:0"));
+    CHECK_FALSE(mf::rcpt::parse_probe_target("host:99999"));
+    CHECK_FALSE(mf::rcpt::parse_probe_target(""));
+    CHECK_FALSE(mf::rcpt::parse_probe_target("[::1"));
 }

@@ -26,6 +26,7 @@ enum class Protocol { imap, pop3, smtp };
 enum class TlsMode { implicit, starttls, none };
 enum class LoginForm { full_address, local_part, templated };
 enum class SaslMech { automatic, plain, login };
+enum class MailProtocol { smtp, lmtp }; // how the old server takes mail
 
 struct StoreConfig {
     std::string path = "/var/lib/mailferry/mailferry.db";
@@ -57,6 +58,14 @@ struct ProviderConfig {
     // imported ones that never logged in. The password is read from the file (0600).
     std::string master_user;
     std::string master_password_file;
+    // Where the old server takes mail ([mailflow]: relay of mail for accounts not yet
+    // migrated, RCPT probes). mail_host defaults to host.
+    std::string mail_host;
+    std::uint16_t mail_port = 25;
+    MailProtocol mail_protocol = MailProtocol::smtp;
+    // Postfix transport (transport:nexthop) for its accounts not yet migrated; default
+    // "smtp:[mail_host]:mail_port" (lmtp: "lmtp:inet:mail_host:mail_port").
+    std::string relay_transport;
 
     [[nodiscard]] std::uint16_t effective_port() const;
 };
@@ -195,6 +204,27 @@ struct WorkerConfig {
     Millis idle_exit{5 * 60 * 1000}; // a spawned worker exits after this long without work
 };
 
+// Mail arriving during the campaign, through Postfix (docs/ARCHITECTURE.md, "Mail flow"):
+// `mailferry transport` (socketmap) and `mailferry policy` (policy delegation).
+enum class Unmigrated {
+    relay, // accept and relay to the old server (its provider's relay_transport)
+    probe, // ask the old server first (RCPT probe): reject what it rejects
+};
+
+struct MailflowConfig {
+    // Postfix transport for accounts already on the new server (Dovecot LMTP).
+    std::string local_transport = "lmtp:unix:private/dovecot-lmtp";
+    Unmigrated unmigrated = Unmigrated::relay;
+    Millis probe_timeout{10000};
+    std::string probe_helo = "localhost"; // our name in the probe's EHLO/LHLO
+    // The Postfix instance whose hold queue `mailferry mailflow-release` works on.
+    std::string postfix_config_dir = "/etc/postfix";
+    std::string postfix_command_dir = "/usr/sbin"; // postsuper, postqueue
+    // The services' log; empty: syslog when run by Postfix (stderr is the client's
+    // socket then), else stderr.
+    std::string log_file;
+};
+
 struct Config {
     std::string source_path; // the file this was read from
     StoreConfig store;
@@ -209,6 +239,7 @@ struct Config {
     SpoolConfig spool;
     TargetConfig target;
     WorkerConfig worker;
+    MailflowConfig mailflow;
     std::vector<std::string> warnings; // e.g. "token_file /x is readable by others"
 };
 
@@ -239,5 +270,7 @@ const char* to_string(LoginForm f); // "template" for LoginForm::templated
 const char* to_string(SaslMech m);  // "auto" for SaslMech::automatic
 const char* to_string(LogLevel l);
 const char* to_string(SpoolKeep k); // "cutover", "first-sync"
+const char* to_string(MailProtocol p);
+const char* to_string(Unmigrated u);
 
 } // namespace mf

@@ -1,6 +1,7 @@
-// cgpauth_probe.hpp — asks the old server whether an address exists: SMTP/LMTP RCPT TO.
+// probe_rcpt.hpp — asks the old server whether an address exists: SMTP/LMTP RCPT TO.
 //
-// CommuniGate's NEW request asks the helper about an account CGP does not know. Without a
+// CommuniGate's NEW request (mailferry-cgpauth) and the Postfix policy service (`mailferry
+// policy`, probe mode) ask about an address nobody has logged in as yet. Without a
 // password the only thing we can learn is whether the old server would accept mail for
 // the address: greeting, EHLO (LHLO for LMTP), MAIL FROM:<>, RCPT TO:<address>, QUIT.
 //   2xx to RCPT        → exists
@@ -21,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-namespace mf::cgp {
+namespace mf::rcpt {
 
 struct ProbeTarget {
     bool lmtp = false; // LHLO instead of EHLO
@@ -38,7 +39,8 @@ enum class ProbeStatus { exists, unknown, unavailable };
 
 struct ProbeOutcome {
     ProbeStatus status = ProbeStatus::unavailable;
-    std::string detail; // "host:port said 550 5.1.1 …" — sanitized
+    std::string detail;     // "host:port said 550 5.1.1 …" — sanitized
+    std::string reply_line; // the RCPT reply's first line ("550 5.1.1 …"), sanitized
 };
 
 // Runs one probe conversation for `address` (already validated by the identity map).
@@ -46,4 +48,4 @@ ProbeOutcome probe_recipient(const ProbeTarget& target, const std::string& addre
 
 const char* to_string(ProbeStatus s);
 
-} // namespace mf::cgp
+} // namespace mf::rcpt

@@ -206,6 +206,17 @@ struct GuardTally {
 // Decides, inside the attempt's transaction, whether the password may be checked.
 using GuardGo = std::function<bool(const GuardTally&)>;
 
+// ---- mail the Postfix policy service put on hold (include/mailferry/mailflow.hpp) ----
+
+// One message held for an account in its final copy round. The queue ID is known only
+// late in the SMTP transaction: until then the row has smtpd's `instance` only.
+struct HeldMail {
+    std::string account;
+    std::string instance; // smtpd's per-message instance attribute; may be empty
+    std::string queue_id; // empty until END-OF-MESSAGE bound it
+    UnixTime at = 0;
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -348,6 +359,23 @@ class Store {
     // when a worker holds a job of it under a lease that has not expired at `now`.
     virtual Result<Account> forget_account(const std::string& name, const AuditContext& ctx,
                                            UnixMillis now) = 0;
+    // ---- held mail (plugin/store_sqlite_mailflow.cpp) ----
+    // Remembers that mail for `account` was put on hold, by smtpd instance and/or queue
+    // ID (at least one non-empty). The same row twice is one row.
+    virtual Result<void> note_held_mail(const std::string& account, const std::string& instance,
+                                        const std::string& queue_id, UnixTime at) = 0;
+    // The rows of `instance` still without a queue ID get `queue_id`. Returns how many.
+    virtual Result<std::int64_t> bind_held_mail(const std::string& instance,
+                                                const std::string& queue_id) = 0;
+    // The account's rows (all accounts' with an empty name), oldest first.
+    virtual Result<std::vector<HeldMail>> list_held_mail(const std::string& account) = 0;
+    // Forgets the rows of a message (every account), or with an empty queue_id the
+    // account's rows that never got one.
+    virtual Result<void> forget_held_mail(const std::string& account,
+                                          const std::string& queue_id) = 0;
+    // The old server said it takes mail for `address` (policy service, probe mode).
+    virtual Result<void> record_known_recipient(const std::string& address,
+                                                const std::string& provider, UnixTime at) = 0;
 };
 
 // The account a login named `canonical` uses (plugin/store_variants.cpp). fold_case (its
