@@ -9,7 +9,7 @@
 //   the policy service recorded and those in the hold queue addressed to it — then
 //   `postqueue -i` so they are delivered now, and forgets them. A message also addressed
 //   to an account still held stays on hold. --all: every account with held mail recorded
-//   or a message in the hold queue. `mailferry cutover` may call the same function
+//   in the store or a message in the hold queue. `mailferry cutover` may call the same function
 //   (release_held_mail, include/mailferry/mailflow.hpp) after each cut-over.
 // EXIT STATUS
 //   0 done (accounts still held are reported, not errors); 1 some message could not be
@@ -24,7 +24,6 @@
 #include "mailferry/store.hpp"
 
 #include <iostream>
-#include <set>
 
 namespace mf::cli {
 namespace {
@@ -40,24 +39,14 @@ int temp_or_usage(const Error& e) {
 
 // Account names: as a login names them, or with --all every account with held mail.
 Result<std::vector<std::string>> accounts(const Config& cfg, Store& store, const ReleaseArgs& a) {
-    std::vector<std::string> names;
     if (a.all) {
-        auto rows = store.list_held_mail("");
-        if (!rows) {
-            return rows.error();
-        }
-        std::set<std::string> seen;
-        for (const auto& r : *rows) {
-            if (seen.insert(r.account).second) {
-                names.push_back(r.account);
-            }
-        }
-        return names;
+        return mailflow::accounts_with_held_mail(cfg, store);
     }
     auto map = IdentityMap::create(cfg);
     if (!map) {
         return map.error();
     }
+    std::vector<std::string> names;
     for (const auto& u : a.users) {
         auto id = map->resolve(u);
         if (!id) {
@@ -146,7 +135,7 @@ const Command mailflow_release_command = {
     [](CLI::App& app) -> Handler {
         auto a = std::make_shared<ReleaseArgs>();
         app.add_option("users", a->users, "accounts (as users log in, or full addresses)");
-        app.add_flag("--all", a->all, "every account with held mail recorded");
+        app.add_flag("--all", a->all, "every account with mail on hold (store or hold queue)");
         return [a](const Context& ctx) { return run(ctx, *a); };
     },
 };

@@ -212,4 +212,35 @@ Result<ReleaseReport> release_held_mail(const Config& cfg, Store& store,
     return rep;
 }
 
+Result<std::vector<std::string>> accounts_with_held_mail(const Config& cfg, Store& store) {
+    std::set<std::string> names;
+    auto rows = store.list_held_mail("");
+    if (!rows) {
+        return rows.error();
+    }
+    for (const auto& r : *rows) {
+        names.insert(r.account);
+    }
+    auto map = IdentityMap::create(cfg);
+    if (!map) {
+        return map.error();
+    }
+    auto queue = hold_queue(cfg);
+    if (!queue) {
+        return queue.error();
+    }
+    for (const auto& e : *queue) {
+        for (const auto& rcpt : e.recipients) {
+            auto r = detail::resolve_recipient(*map, store, rcpt);
+            if (!r) {
+                return r.error();
+            }
+            if (r->account) {
+                names.insert(r->account->name);
+            }
+        }
+    }
+    return std::vector<std::string>(names.begin(), names.end());
+}
+
 } // namespace mf::mailflow

@@ -80,8 +80,9 @@ struct Flow {
         old_server = std::make_unique<mft::DovecotServer>(lmtp_dovecot(
             "flow-old",
             {{"anna@example.com", "a"}, {"mia@example.com", "m"}, {"carl@example.com", "c"}}));
-        new_server = std::make_unique<mft::DovecotServer>(
-            lmtp_dovecot("flow-new", {{"mia@example.com", "m"}, {"carl@example.com", "c"}}));
+        new_server = std::make_unique<mft::DovecotServer>(lmtp_dovecot(
+            "flow-new",
+            {{"mia@example.com", "m"}, {"carl@example.com", "c"}, {"dora@example.com", "d"}}));
         const auto as = mft::run_user();
         std::filesystem::create_directories(dir.file("state"));
         auto s = mf::open_sqlite_store(db, mf::Millis(5000));
@@ -89,6 +90,7 @@ struct Flow {
         store = std::move(*s);
         add("mia@example.com", AccountState::synced);
         add("carl@example.com", AccountState::held);
+        add("dora@example.com", AccountState::held);
         // spawn runs the services as mfvmail (never root): the store must be theirs.
         for (const auto& e : std::filesystem::recursive_directory_iterator(dir.file("state"))) {
             REQUIRE(::chown(e.path().c_str(), as.uid, as.gid) == 0);
@@ -293,6 +295,42 @@ TEST_CASE("the policy service killed mid-transaction: the hold is kept and relea
     REQUIRE(rep->messages.size() == 1);
     CHECK(rep->messages[0].result == "released");
     CHECK(wait_messages(f.new_server->mail_dir("carl@example.com"), 1, 20s));
+}
+
+TEST_CASE("a message for two held accounts stays on hold until both are cut over") {
+    Flow f;
+    auto both =
+        mft::send_mail(f.postfix->smtp_port(), "s@elsewhere.example",
+                       {"carl@example.com", "dora@example.com"}, "Subject: for both\r\n\r\nhi\r\n");
+    INFO(f.diagnostics());
+    REQUIRE(both.accepted);
+    auto q = f.held();
+    REQUIRE(q.size() == 1);
+    REQUIRE(f.store->list_held_mail("carl@example.com")->size() == 1);
+    REQUIRE(f.store->list_held_mail("dora@example.com")->size() == 1);
+    const auto cfg = mf::load_config(f.config);
+    REQUIRE(cfg.ok());
+
+    REQUIRE(f.store->set_state("carl@example.com", AccountState::cutover, {"test", "", ""}).ok());
+    auto first = mf::mailflow::release_held_mail(*cfg, *f.store, "carl@example.com");
+    REQUIRE(first.ok());
+    REQUIRE(first->messages.size() == 1);
+    CHECK(first->messages[0].result == "kept");
+    CHECK(first->messages[0].detail.find("dora@example.com") != std::string::npos);
+    CHECK(f.postfix->queue().size() == 1);
+
+    REQUIRE(f.store->set_state("dora@example.com", AccountState::cutover, {"test", "", ""}).ok());
+    auto second = mf::mailflow::release_held_mail(*cfg, *f.store, "dora@example.com");
+    REQUIRE(second.ok());
+    REQUIRE(second->messages.size() == 1);
+    CHECK(second->messages[0].result == "released");
+    CHECK(wait_messages(f.new_server->mail_dir("carl@example.com"), 1, 20s));
+    CHECK(wait_messages(f.new_server->mail_dir("dora@example.com"), 1, 20s));
+    // The message's rows went with it, carl's too: nothing is released twice.
+    CHECK(f.store->list_held_mail("")->empty());
+    auto late = mf::mailflow::release_held_mail(*cfg, *f.store, "carl@example.com");
+    REQUIRE(late.ok());
+    CHECK(late->messages.empty());
 }
 
 TEST_CASE("probe mode: the old server's own refusal, and a deferral when it is down") {

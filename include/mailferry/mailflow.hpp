@@ -122,4 +122,8 @@ struct ReleaseReport {
 Result<ReleaseReport> release_held_mail(const Config& cfg, Store& store,
                                         const std::string& account);
 
+// Every account with mail on hold: named by the store's rows, or a recipient of a message
+// in the hold queue that maps to an account (`mailflow-release --all`). Sorted, unique.
+Result<std::vector<std::string>> accounts_with_held_mail(const Config& cfg, Store& store);
+
 } // namespace mf::mailflow
