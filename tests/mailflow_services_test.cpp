@@ -13,6 +13,7 @@
 #include "support/test_env.hpp"
 
 #include <filesystem>
+#include <sqlite3.h>
 
 using namespace std::chrono_literals;
 using mf::AccountState;
@@ -193,4 +194,25 @@ TEST_CASE("a busy store: a hold that cannot be recorded is DEFER_IF_PERMIT, not 
     INFO(p.out, p.err);
     CHECK(p.out == "action=DEFER_IF_PERMIT 4.3.0 mailferry: temporary failure, try again\n\n");
     CHECK(has(p.err, "not recorded"));
+}
+
+TEST_CASE("a store that fails: TEMP from the transport map, no answer from the policy") {
+    Setup s;
+    // The schema version still reads right, but every account look-up fails.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(s.db.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "ALTER TABLE accounts RENAME TO gone", nullptr, nullptr, nullptr) ==
+            SQLITE_OK);
+    sqlite3_close(db);
+    auto t = s.run("transport", ns("transport mia@example.com") + ns("transport x@other.example"));
+    INFO(t.out, t.err);
+    CHECK(t.exit_code == 0);
+    CHECK(t.out.rfind("TEMP ", t.out.find(':') + 1) == t.out.find(':') + 1);
+    CHECK(has(t.out, ns("NOTFOUND "))); // not our domain: no store needed
+    // The policy service cannot open such a store at all: it exits 75 without a word, and
+    // Postfix answers its smtpd_policy_service_default_action (451, a deferral).
+    auto p = s.run("policy", request("RCPT", "mia@example.com"));
+    CHECK(p.exit_code == 75);
+    CHECK(p.out.empty());
+    CHECK(has(p.err, "policy: "));
 }
