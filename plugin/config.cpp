@@ -781,23 +781,6 @@ Result<Config> parse_config(std::string_view text, const std::string& source_nam
     return cfg;
 }
 
-std::uint16_t TargetConfig::effective_port() const {
-    if (port != 0) {
-        return port;
-    }
-    return tls == TlsMode::implicit ? 993 : 143;
-}
-
-const char* to_string(SpoolKeep k) {
-    switch (k) {
-    case SpoolKeep::cutover:
-        return "cutover";
-    case SpoolKeep::first_sync:
-        return "first-sync";
-    }
-    return "?";
-}
-
 Result<Config> load_config(const std::string& path) {
     auto text = read_file(path, config_detail::kMaxConfigBytes);
     if (!text) {

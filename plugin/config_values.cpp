@@ -134,6 +134,23 @@ std::uint16_t ProviderConfig::effective_port() const {
     return 0;
 }
 
+std::uint16_t TargetConfig::effective_port() const {
+    if (port != 0) {
+        return port;
+    }
+    return tls == TlsMode::implicit ? 993 : 143;
+}
+
+const char* to_string(SpoolKeep k) {
+    switch (k) {
+    case SpoolKeep::cutover:
+        return "cutover";
+    case SpoolKeep::first_sync:
+        return "first-sync";
+    }
+    return "?";
+}
+
 const char* to_string(Protocol p) {
     switch (p) {
     case Protocol::imap:
