@@ -3,6 +3,7 @@
 #include "admin_cutover.hpp"
 
 #include "mailferry/identity.hpp"
+#include "mailferry/mailflow.hpp"
 #include "mailferry/spool.hpp"
 
 #include <chrono>
@@ -26,6 +27,31 @@ bool copies_may_run(AccountState s) {
 }
 
 } // namespace
+
+void release_held_mail(const Config& cfg, Store& store, CutoverOutcome& o) {
+    if (!cfg.mailflow.configured || o.result != "cutover") {
+        return;
+    }
+    auto rep = mailflow::release_held_mail(cfg, store, o.account);
+    if (!rep) {
+        o.detail += "; held mail not released (" + rep.error().message() +
+                    "): `mailferry mailflow-release " + o.account + "` as root";
+        return;
+    }
+    std::size_t released = 0;
+    std::size_t kept = 0;
+    for (const auto& m : rep->messages) {
+        released += m.result == "released" ? 1 : 0;
+        kept += m.result == "kept" || m.result == "failed" ? 1 : 0;
+    }
+    if (released > 0) {
+        o.detail += "; " + std::to_string(released) + " held messages released";
+    }
+    if (kept > 0) {
+        o.detail += "; " + std::to_string(kept) +
+                    " messages still held (another recipient on hold, or postsuper failed)";
+    }
+}
 
 Result<std::vector<std::string>> cutover_targets(const Config& cfg, Store& store,
                                                  const std::vector<std::string>& users, bool all,
@@ -290,7 +316,8 @@ Result<PlanReport> run_cutover_plan(const Config& cfg, Store& store,
             return done.error();
         }
         std::size_t ok = 0;
-        for (const auto& o : *out) {
+        for (auto& o : *out) {
+            release_held_mail(cfg, store, o);
             if (o.result != "held") {
                 if (auto r = store.set_cutover_step(o.account, step_of(o), o.detail); !r) {
                     return r.error();

@@ -12,6 +12,8 @@
 // logging in. A run that stops (timeout, signal, crash) leaves the plan where it was; the
 // next run resumes it: first the batch in flight, then the pending accounts.
 //
+// With [mailflow], each account's mail held by Postfix during its final round is released
+// as soon as it is cut over (release_held_mail), so it lands on the new server once.
 // Must never: read a password, or hold an account the plan has not reached.
 // Errors: a store error ends the run (the plan keeps every step already made); an
 // account that cannot be cut over is an outcome ("refused", "failed") with its reason.
@@ -51,6 +53,11 @@ Result<void> start_cutover(const Config& cfg, Store& store, const std::string& n
 // Polls until every "held" outcome is cut over or its final round given up, updating
 // the outcomes. false: `limit` passed first.
 Result<bool> wait_for_cutover(Store& store, std::vector<CutoverOutcome>& out, Millis limit);
+
+// With [mailflow]: for an account just cut over, releases the mail Postfix held for it
+// during its final round (mailflow::release_held_mail; needs root) and says so in the
+// outcome's detail, or how to release it by hand when that failed.
+void release_held_mail(const Config& cfg, Store& store, CutoverOutcome& o);
 
 struct BatchRun {
     std::size_t batch = 1;                            // accounts held at a time

@@ -177,6 +177,9 @@ int run_at_once(const Context& ctx, const Config& cfg, Store& store, const Cutov
         }
         timed_out = !*done;
     }
+    for (auto& o : out) {
+        admin::release_held_mail(cfg, store, o);
+    }
     return print_outcomes(ctx, out, timed_out, nlohmann::json::object());
 }
 

@@ -70,6 +70,7 @@ const Keys<MailflowConfig>& mailflow_keys() {
 }
 
 Result<void> validate_mailflow(const Reader& r, const toml::table& root, Config& cfg) {
+    cfg.mailflow.configured = root.contains("mailflow");
     const auto* arr = root.get_as<toml::array>("provider");
     for (std::size_t i = 0; i < cfg.providers.size(); ++i) {
         auto& p = cfg.providers[i];

@@ -265,6 +265,32 @@ TEST_CASE("unmigrated to the old server, migrated to the new, held until release
     CHECK(f.no_asan_reports());
 }
 
+TEST_CASE("cutover --batch releases each account's held mail as it cuts it over") {
+    Flow f;
+    auto c = f.send("carl@example.com", "held for carl");
+    auto d = f.send("dora@example.com", "held for dora");
+    INFO(f.diagnostics());
+    REQUIRE(c.accepted);
+    REQUIRE(d.accepted);
+    REQUIRE(f.held().size() == 2);
+
+    // No final round (no worker here): each batch is cut over at once, then released.
+    auto r = mft::run({kMailferry, "--config", f.config, "cutover", "carl@example.com",
+                       "dora@example.com", "--batch", "1", "--no-final-sync"});
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("carl@example.com  cutover  no final round; 1 held messages released") !=
+          std::string::npos);
+    CHECK(r.out.find("dora@example.com  cutover  no final round; 1 held messages released") !=
+          std::string::npos);
+    CHECK(wait_messages(f.new_server->mail_dir("carl@example.com"), 1, 20s));
+    CHECK(wait_messages(f.new_server->mail_dir("dora@example.com"), 1, 20s));
+    f.postfix->wait_queue([](const auto& list) { return list.empty(); }, 10s);
+    CHECK(f.postfix->queue().empty());
+    CHECK(f.store->list_held_mail("")->empty());
+    CHECK(f.no_asan_reports());
+}
+
 TEST_CASE("the policy service killed mid-transaction: the hold is kept and released") {
     Flow f;
     std::size_t killed = 0;

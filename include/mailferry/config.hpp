@@ -212,6 +212,9 @@ enum class Unmigrated {
 };
 
 struct MailflowConfig {
+    // A [mailflow] table is present: mail runs through Postfix with mailferry's services,
+    // so `mailferry cutover` releases the mail held for each account it cuts over.
+    bool configured = false;
     // Postfix transport for accounts already on the new server (Dovecot LMTP).
     std::string local_transport = "lmtp:unix:private/dovecot-lmtp";
     Unmigrated unmigrated = Unmigrated::relay;
