@@ -61,11 +61,13 @@ extern const Command import_command;          // cli_import.cpp
 extern const Command never_logged_in_command; // cli_never_logged_in.cpp
 extern const Command replay_command;          // cli_replay.cpp
 extern const Command dry_run_command;         // cli_dry_run.cpp
+extern const Command auth_http_command;       // cli_auth_http.cpp
 
 // One line per command in the table below.
 inline constexpr const Command* kCommands[] = {
-    &check_config_command,    &dry_run_command, &import_command, &replay_command, &status_command,
-    &never_logged_in_command, &cutover_command, &worker_command, &keys_command,
+    &check_config_command, &dry_run_command,         &import_command,  &replay_command,
+    &status_command,       &never_logged_in_command, &cutover_command, &worker_command,
+    &keys_command,         &auth_http_command,
 };
 
 } // namespace mf::cli
