@@ -94,6 +94,12 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
             close(); // a connection opened and closed without a byte: nothing to answer
             return;
         }
+        if (ec == beast::error::timeout) {
+            // The stream closed the socket already: nothing can be answered.
+            log::warning("auth-http: a request did not arrive whole within " +
+                         format_duration(srv_.cfg.read_timeout) + ": connection closed");
+            return;
+        }
         if (ec) {
             log::warning("auth-http: refused a request that is not nginx's: " + ec.message());
             answer(answer_bad_request());
