@@ -217,6 +217,11 @@ TEST_CASE("nginx in front of both servers: each login lands where the account's 
     w.set_state("anna@example.com", mf::AccountState::resyncing);
     w.set_state("anna@example.com", mf::AccountState::failed);
     CHECK(imap_lands_on(w, "anna@example.com", kAnnaPw) == "new");
+    // Held for its final round: the engine says "maintenance", the client waits.
+    w.set_state("anna@example.com", mf::AccountState::held);
+    CHECK(imap_lands_on(w, "anna@example.com", kAnnaPw) ==
+          "a1 NO [UNAVAILABLE] Temporary server problem, try again later");
+    w.set_state("anna@example.com", mf::AccountState::cutover);
 
     // Wrong passwords: of a migrated user (stored hash) and of one the old server refuses.
     CHECK(imap_lands_on(w, "anna@example.com", "wrong") ==
