@@ -254,6 +254,12 @@ Answer answer_bad_request() {
     return a;
 }
 
+Answer answer_forbidden() {
+    Answer a = answer_bad_request();
+    a.status = 403;
+    return a;
+}
+
 Answer answer_not_served(Protocol p) {
     Answer a;
     a.headers.emplace_back("Auth-Status", "Service not available");

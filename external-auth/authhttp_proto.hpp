@@ -94,6 +94,8 @@ Answer decide(const AuthHttpConfig& cfg, const Request& req, const Outcome& out,
 Answer answer_invalid(const AuthHttpConfig& cfg, Protocol p, unsigned attempt);
 Answer answer_temporary(const AuthHttpConfig& cfg, Protocol p, unsigned attempt);
 Answer answer_bad_request();
+// HTTP 403: the shared key ([auth_http] key_file) is missing or wrong.
+Answer answer_forbidden();
 // The protocol has no new server in [auth_http]: it is not proxied at all.
 Answer answer_not_served(Protocol p);
 

@@ -43,8 +43,9 @@ using Response = http::response<http::empty_body>;
 constexpr std::string_view kUnixPrefix = "unix:";
 
 // nginx sends each of these once; a second copy is not nginx talking.
-constexpr const char* kSingleFields[] = {"Auth-Method",   "Auth-User", "Auth-Pass",
-                                         "Auth-Protocol", "Client-IP", "Auth-Login-Attempt"};
+constexpr const char* kSingleFields[] = {"Auth-Method",    "Auth-User", "Auth-Pass",
+                                         "Auth-Protocol",  "Client-IP", "Auth-Login-Attempt",
+                                         "X-Mailferry-Key"};
 
 std::string_view sv(beast::string_view v) {
     return {v.data(), v.size()};

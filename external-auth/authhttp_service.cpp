@@ -6,9 +6,13 @@
 #include "authhttp_service.hpp"
 
 #include "mailferry/log.hpp"
+#include "mailferry/spool.hpp"
+
+#include <algorithm>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <sodium.h>
 
 namespace mf::authhttp {
 
@@ -27,7 +31,43 @@ std::string resolve_host(const std::string& host, std::string* why) {
     return results.begin()->endpoint().address().to_string();
 }
 
-Service::Service(Engine& engine) : engine_(engine), cfg_(engine.config().auth_http) {}
+Result<std::optional<Secret>> read_key(const AuthHttpConfig& cfg) {
+    if (cfg.key_file.empty()) {
+        return std::optional<Secret>();
+    }
+    auto text = spool::read_secret_file(cfg.key_file, 1024);
+    if (!text) {
+        Error e = text.error();
+        e.what = "auth_http.key_file: " + e.what;
+        return e;
+    }
+    std::string_view v = text->view();
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) {
+        v.remove_suffix(1);
+    }
+    const bool printable = std::all_of(v.begin(), v.end(), [](char c) {
+        return c > ' ' && c < 0x7f && c != '"' && c != '\\' && c != ';';
+    });
+    if (v.empty() || !printable) {
+        return make_error("auth_http.key_file " + cfg.key_file,
+                          "expected one line of printable ASCII without blanks, quotes, '\\' "
+                          "or ';' (such as the output of `openssl rand -base64 32`)",
+                          Scope::config);
+    }
+    return std::optional<Secret>(Secret(v));
+}
+
+Service::Service(Engine& engine, std::optional<Secret> key)
+    : engine_(engine), cfg_(engine.config().auth_http), key_(std::move(key)) {}
+
+bool Service::key_matches(const FieldLookup& field) const {
+    if (!key_) {
+        return true;
+    }
+    auto got = field(kKeyHeader);
+    return got && got->size() == key_->size() &&
+           sodium_memcmp(got->data(), key_->data(), key_->size()) == 0;
+}
 
 Outcome Service::outcome(const Request& req, AuthResult& res) {
     Outcome out;
@@ -77,8 +117,14 @@ Outcome Service::outcome(const Request& req, AuthResult& res) {
 
 Answer Service::handle(const FieldLookup& field) noexcept {
     try {
-        Parsed parsed = parse_request(field);
         auto ip = field("Client-IP").value_or("");
+        if (!key_matches(field)) {
+            log::warning(log::prefix("auth-http", field("Auth-User").value_or(""), ip) +
+                         ": refused: no or a wrong " + kKeyHeader +
+                         " header (auth_http.key_file; nginx: auth_http_header)");
+            return answer_forbidden();
+        }
+        Parsed parsed = parse_request(field);
         if (!parsed.request) {
             auto user = field("Auth-User").value_or("");
             log::warning(log::prefix("auth-http", user, ip) + ": refused: " + parsed.reason);

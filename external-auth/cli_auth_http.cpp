@@ -52,7 +52,11 @@ int run_auth_http(const Context& ctx, bool syslog) {
         return report_error(ctx, engine.error(),
                             engine.error().scope == Scope::config ? kExitUsage : kExitTempFail);
     }
-    authhttp::Service service(**engine);
+    auto key = authhttp::read_key((*engine)->config().auth_http);
+    if (!key) {
+        return report_error(ctx, key.error(), kExitUsage);
+    }
+    authhttp::Service service(**engine, std::move(*key));
     auto server = authhttp::Server::open(
         (*engine)->config().auth_http,
         [&service](const authhttp::FieldLookup& field) { return service.handle(field); });

@@ -7,6 +7,8 @@
 // Errors: Scope::config, "FILE:LINE: auth_http.KEY" with what was expected.
 #include "config_auth_http.hpp"
 
+#include "file_util.hpp"
+
 #include <arpa/inet.h>
 #include <charconv>
 #include <sys/un.h>
@@ -103,6 +105,7 @@ const Keys<AuthHttpConfig>& auth_http_keys() {
         number("max_attempts", &AuthHttpConfig::max_attempts, 1, 20),
         number("threads", &AuthHttpConfig::threads, 1, 256),
         duration("read_timeout", &AuthHttpConfig::read_timeout, milliseconds(100), hours(1)),
+        file("key_file", &AuthHttpConfig::key_file),
     };
     return keys;
 }
@@ -124,6 +127,11 @@ Result<void> validate_auth_http(const Reader& r, const toml::table& root, Config
         return r.error(n != nullptr ? n->source() : t->source(), "auth_http.wait",
                        "expected whole seconds (nginx's Auth-Wait), found " +
                            format_duration(a.wait));
+    }
+    if (!a.key_file.empty()) {
+        if (auto w = secret_file_warning(a.key_file); !w.empty()) {
+            r.warn("auth_http.key_file: " + w);
+        }
     }
     return {};
 }

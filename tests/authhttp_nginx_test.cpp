@@ -25,6 +25,7 @@ const std::string kAnnaPw = "anna-secret-1";
 const std::string kBobPw = "bob pass%41 \"q\""; // nginx escapes the space and the '%'
 const std::string kCarlPw = "carl-secret-3";
 const std::string kDavePw = "dave-secret-4";
+const std::string kKey = "c2hhcmVkIHNlY3JldCBvZiB0aGUgdGVzdA==";
 
 std::string replace_once(std::string text, const std::string& from, const std::string& to) {
     auto pos = text.find(from);
@@ -101,7 +102,9 @@ struct World {
             "old_pop3_port = " +
             std::to_string(old_server.pop3_port()) +
             "\n"
-            "wait = \"1s\"\n";
+            "wait = \"1s\"\nkey_file = \"" +
+            dir.file("auth-http.key") + "\"\n";
+        mft::write_file(dir.file("auth-http.key"), kKey + "\n", 0600);
         std::string path = dir.file("mailferry.toml");
         mft::write_file(path, text, 0644);
         return path;
@@ -115,6 +118,7 @@ struct World {
         c = replace_once(c, "pid /run/nginx-mailferry.pid;", "pid " + dir.file("nginx.pid") + ";");
         c = replace_once(c, "error_log /var/log/nginx/mailferry-mail-proxy.log info;",
                          "error_log " + dir.file("nginx-error.log") + " info;");
+        c = replace_once(c, "REPLACE-WITH-THE-KEY-FILE-CONTENTS", kKey);
         c = replace_once(c, "auth_http 127.0.0.1:9180/auth;",
                          "auth_http 127.0.0.1:" + std::to_string(auth_port) + "/auth;");
         c = replace_once(c, "listen 143;", "listen 127.0.0.1:" + std::to_string(proxy_imap) + ";");

@@ -33,7 +33,9 @@ struct Service {
             "[auth_http]\nlisten = \"unix:" +
             socket +
             "\"\nnew_imap = \"127.0.0.1:143\"\n"
-            "wait = \"2s\"\nmax_attempts = 5\nread_timeout = \"700ms\"\n";
+            "wait = \"2s\"\nmax_attempts = 5\nread_timeout = \"700ms\"\nkey_file = \"" +
+            dir.file("key") + "\"\n";
+        mft::write_file(dir.file("key"), "k3y/+=\n", 0600);
         config = dir.file("mailferry.toml");
         mft::write_file(config, text, 0644);
         auth = std::make_unique<aht::AuthHttp>(config, dir.file("auth-http.log"));
@@ -52,9 +54,10 @@ struct Service {
     [[nodiscard]] std::string log() const { return mft::read_file(dir.file("auth-http.log")); }
 };
 
-const std::vector<std::string> kGood = {"Auth-Method: plain",    "Auth-User: anna@example.com",
-                                        "Auth-Pass: pw%20x",     "Auth-Protocol: imap",
-                                        "Auth-Login-Attempt: 1", "Client-IP: 192.0.2.7"};
+const std::vector<std::string> kGood = {"Auth-Method: plain",     "Auth-User: anna@example.com",
+                                        "Auth-Pass: pw%20x",      "Auth-Protocol: imap",
+                                        "Auth-Login-Attempt: 1",  "Client-IP: 192.0.2.7",
+                                        "X-Mailferry-Key: k3y/+="};
 
 std::vector<std::string> without(const std::string& name) {
     std::vector<std::string> out;
@@ -117,6 +120,14 @@ TEST_CASE("requests that are not nginx's are refused with a clear answer and a l
     CHECK(s.ask("GET /auth HTTP/1.0\r\nAuth-User: slow").empty());
     CHECK(std::chrono::steady_clock::now() - t0 < 10s);
 
+    // Without the shared key, or with another: 403, before the engine is asked.
+    for (const auto& fields : {without("X-Mailferry-Key"), with(kGood, "X-Mailferry-Key: k3y"),
+                               with(kGood, "X-Mailferry-Key: k3y/+=x")}) {
+        std::string answer = s.ask(fields);
+        CHECK(answer.find(" 403 ") != std::string::npos);
+        CHECK(answer.find("\r\nAuth-Status: Internal server error\r\n") != std::string::npos);
+    }
+
     // Mechanisms mailferry cannot verify: a definite answer, no retry.
     std::string apop = s.ask(with(kGood, "Auth-Method: apop"));
     CHECK(apop.find(" 200 ") != std::string::npos);
@@ -134,11 +145,12 @@ TEST_CASE("requests that are not nginx's are refused with a clear answer and a l
          {"no Auth-User header", "unknown Auth-Protocol \"gopher\"", "Auth-Pass has a bad %-escape",
           "Client-IP \"not-an-address\"", "Auth-User twice", "refused a POST request",
           "Auth-Method \"apop\"", "not nginx's: header limit exceeded", "smtp is not proxied",
-          "did not arrive whole within 700ms"}) {
+          "did not arrive whole within 700ms", "no or a wrong X-Mailferry-Key header"}) {
         CHECK_MESSAGE(log.find(why) != std::string::npos, why);
     }
     CHECK(log.find("pw%20x") == std::string::npos);
     CHECK(log.find("pw x") == std::string::npos);
+    CHECK(log.find("k3y") == std::string::npos);
 
     // The old server cannot be reached: temporary, with Auth-Wait until max_attempts.
     std::string temp = s.ask(kGood);
@@ -174,6 +186,18 @@ TEST_CASE("auth-http refuses to start on a config it cannot serve") {
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("exists and is not a socket") != std::string::npos);
     CHECK(mft::read_file(dir.file("plain-file")) == "x");
+
+    // A key file with a blank in it cannot go into nginx's config as it is.
+    mft::write_file(dir.file("key"), "two words\n", 0600);
+    mft::write_file(dir.file("key.toml"),
+                    base + "\n[auth_http]\nlisten = \"unix:" + dir.file("k.sock") +
+                        "\"\nnew_imap = \"127.0.0.1:143\"\nkey_file = \"" + dir.file("key") +
+                        "\"\n",
+                    0644);
+    r = mft::run({prog, "auth-http", "--config", dir.file("key.toml")});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("auth_http.key_file") != std::string::npos);
+    CHECK(r.err.find("two words") == std::string::npos);
 
     // A bad value: the key is named.
     mft::write_file(

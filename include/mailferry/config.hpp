@@ -211,6 +211,9 @@ struct AuthHttpConfig {
     unsigned max_attempts = 10; // from this Auth-Login-Attempt on, no Auth-Wait: nginx hangs up
     unsigned threads = 8;       // logins checked at once
     Millis read_timeout{10000}; // for one request to arrive whole
+    // A shared secret nginx sends as X-Mailferry-Key (auth_http_header), so nobody else
+    // on the host can ask; empty: no key asked for.
+    std::string key_file;
 };
 
 // An IP literal and a port: "192.0.2.1:143" or "[2001:db8::1]:143".
