@@ -66,13 +66,14 @@ extern const Command copy_all_command;         // cli_copy_all.cpp
 extern const Command transport_command;        // cli_transport.cpp
 extern const Command policy_command;           // cli_policy.cpp
 extern const Command mailflow_release_command; // cli_mailflow_release.cpp
+extern const Command auth_http_command;        // cli_auth_http.cpp
 
 // One line per command in the table below.
 inline constexpr const Command* kCommands[] = {
-    &check_config_command, &dry_run_command,          &import_command,  &replay_command,
-    &status_command,       &never_logged_in_command,  &cutover_command, &account_command,
-    &copy_all_command,     &worker_command,           &keys_command,    &transport_command,
-    &policy_command,       &mailflow_release_command,
+    &check_config_command, &dry_run_command,          &import_command,    &replay_command,
+    &status_command,       &never_logged_in_command,  &cutover_command,   &account_command,
+    &copy_all_command,     &worker_command,           &keys_command,      &transport_command,
+    &policy_command,       &mailflow_release_command, &auth_http_command,
 };
 
 } // namespace mf::cli

@@ -9,6 +9,7 @@
 // secret inline (secrets are files; a group- or world-readable one earns a warning).
 // Errors: Scope::config; what = "FILE:LINE: key.path", detail = expected vs found. A TOML
 // syntax error is "FILE:LINE" with the parser's description.
+#include "config_auth_http.hpp"
 #include "config_cleartext.hpp"
 #include "config_mailflow.hpp"
 #include "config_reader.hpp"
@@ -355,6 +356,7 @@ const std::vector<Section>& sections() {
         table_section("target", &Config::target, target_keys()),
         table_section("worker", &Config::worker, worker_keys()),
         table_section("mailflow", &Config::mailflow, mailflow_keys()),
+        table_section("auth_http", &Config::auth_http, auth_http_keys()),
     };
     return list;
 }
@@ -697,6 +699,9 @@ Result<void> validate(const Reader& r, const toml::table& root, Config& cfg) {
         cfg.guard.key_file = dir + "guard.key";
     }
     if (auto ok = validate_copies(r, root, cfg); !ok) {
+        return ok;
+    }
+    if (auto ok = validate_auth_http(r, root, cfg); !ok) {
         return ok;
     }
     if (cfg.spool.dir.empty()) {

@@ -13,7 +13,7 @@ fuzz_targets=(
   imap_response:4096 pop3_reply:4096 checkpassword_input:600 cgpauth_request:4200
   pam_input:512 config:4096 import_passwd_file:4096 import_communigate:4096
   import_modoboa:4096 import_fields:2048 mbox_from_date:256 mbox_split:4096
-  maildir_name:1024 dovecot_uidlist:2048 policy_request:8192 socketmap_request:12000
+  maildir_name:1024 dovecot_uidlist:2048 policy_request:8192 socketmap_request:12000 authhttp_request:17000
 )
 
 # Configures (first time) and builds the fuzz targets only.

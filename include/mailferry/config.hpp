@@ -12,7 +12,9 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mf {
@@ -228,6 +230,39 @@ struct MailflowConfig {
     std::string log_file;
 };
 
+// `mailferry auth-http`: nginx's mail proxy asks where each login goes (docs/ARCHITECTURE.md,
+// "The transition proxy"). Without an [auth_http] section the command refuses to start.
+struct AuthHttpConfig {
+    bool configured = false; // the config has an [auth_http] section
+    // "127.0.0.1:9180", "[::1]:9180" (loopback only) or "unix:/run/mailferry/auth-http.sock"
+    std::string listen;
+    // The new server per protocol, "IP:PORT" or "[IPv6]:PORT" (nginx takes an address, not
+    // a name); empty: that protocol is not proxied. At least one is set.
+    std::string new_imap;
+    std::string new_pop3;
+    std::string new_smtp;
+    // The old server (the account's provider host, resolved) listens for nginx here.
+    std::uint16_t old_imap_port = 143;
+    std::uint16_t old_pop3_port = 110;
+    std::uint16_t old_smtp_port = 25;
+    Millis wait{3000};          // Auth-Wait after a wrong password or a temporary failure
+    unsigned max_attempts = 10; // from this Auth-Login-Attempt on, no Auth-Wait: nginx hangs up
+    unsigned threads = 8;       // logins checked at once
+    Millis read_timeout{10000}; // for one request to arrive whole
+    // A shared secret nginx sends as X-Mailferry-Key (auth_http_header), so nobody else
+    // on the host can ask; empty: no key asked for.
+    std::string key_file;
+};
+
+// An IP literal and a port: "192.0.2.1:143" or "[2001:db8::1]:143".
+struct IpPort {
+    std::string ip; // without brackets
+    std::uint16_t port = 0;
+};
+
+// Parses "IPv4:PORT" or "[IPv6]:PORT" (port 1-65535); nullopt for anything else (names too).
+std::optional<IpPort> parse_ip_port(std::string_view text);
+
 struct Config {
     std::string source_path; // the file this was read from
     StoreConfig store;
@@ -243,6 +278,7 @@ struct Config {
     TargetConfig target;
     WorkerConfig worker;
     MailflowConfig mailflow;
+    AuthHttpConfig auth_http;
     std::vector<std::string> warnings; // e.g. "token_file /x is readable by others"
 };
 
