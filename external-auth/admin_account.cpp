@@ -190,24 +190,6 @@ Result<AccountState> enable_account(Store& store, const Account& acct) {
     return back;
 }
 
-bool copies_may_run(AccountState s) {
-    switch (s) {
-    case AccountState::provisioned:
-    case AccountState::copying:
-    case AccountState::synced:
-    case AccountState::resyncing:
-    case AccountState::failed:
-    case AccountState::held:
-        return true;
-    case AccountState::unknown:
-    case AccountState::verified:
-    case AccountState::cutover:
-    case AccountState::disabled:
-        return false;
-    }
-    return false;
-}
-
 Result<Job> requeue_account(const Config& cfg, Store& store, const Account& acct) {
     const std::string what = "requeue " + acct.name;
     if (!copies_may_run(acct.state)) {

@@ -48,9 +48,6 @@ Result<AccountState> disable_account(Store& store, const Account& acct, const st
 // when no audit row says). Not disabled: Scope::account. Returns the state restored.
 Result<AccountState> enable_account(Store& store, const Account& acct);
 
-// True for the states a copy job may run in.
-bool copies_may_run(AccountState s);
-
 // Queues a copy (first copy not finished) or resync job due now at login priority, the
 // front of the queue. Refused (Scope::account, with the reason) when no copy may run: the
 // state, no [target], or no sealed password in the spool.

@@ -10,23 +10,6 @@
 #include <thread>
 
 namespace mf::admin {
-namespace {
-
-bool copies_may_run(AccountState s) {
-    switch (s) {
-    case AccountState::provisioned:
-    case AccountState::copying:
-    case AccountState::synced:
-    case AccountState::resyncing:
-    case AccountState::failed:
-    case AccountState::held:
-        return true;
-    default:
-        return false;
-    }
-}
-
-} // namespace
 
 void release_held_mail(const Config& cfg, Store& store, CutoverOutcome& o) {
     if (!cfg.mailflow.configured || o.result != "cutover") {

@@ -51,6 +51,12 @@ int report_error(const Context& ctx, const Error& error, int exit_code);
 // Prints a JSON document on stdout, indented, with a final newline.
 void print_json(const nlohmann::json& doc);
 
+// The exit code for an error that ends a command: a config problem (Scope::config) is
+// kExitUsage, anything else (a busy store, a server down) kExitTempFail.
+inline int temp_or_usage(const Error& e) {
+    return e.scope == Scope::config ? kExitUsage : kExitTempFail;
+}
+
 // ---- the command table: one line per cli_<name>.cpp ----
 extern const Command check_config_command;
 extern const Command worker_command;           // cli_worker.cpp

@@ -43,10 +43,6 @@ struct CutoverArgs {
     bool forget_plan = false;
 };
 
-int temp_or_usage(const Error& e) {
-    return e.scope == Scope::config ? kExitUsage : kExitTempFail;
-}
-
 Error usage(const std::string& detail) {
     return make_error("cutover", detail, Scope::config);
 }

@@ -33,10 +33,6 @@ struct ReleaseArgs {
     bool all = false;
 };
 
-int temp_or_usage(const Error& e) {
-    return e.scope == Scope::config ? kExitUsage : kExitTempFail;
-}
-
 // Account names: as a login names them, or with --all every account with held mail.
 Result<std::vector<std::string>> accounts(const Config& cfg, Store& store, const ReleaseArgs& a) {
     if (a.all) {

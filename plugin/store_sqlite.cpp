@@ -1125,6 +1125,24 @@ std::optional<AccountState> account_state_from(std::string_view name) {
     return std::nullopt;
 }
 
+bool copies_may_run(AccountState s) {
+    switch (s) {
+    case AccountState::provisioned:
+    case AccountState::copying:
+    case AccountState::synced:
+    case AccountState::resyncing:
+    case AccountState::failed:
+    case AccountState::held:
+        return true;
+    case AccountState::unknown:
+    case AccountState::verified:
+    case AccountState::cutover:
+    case AccountState::disabled:
+        return false;
+    }
+    return false;
+}
+
 bool is_migrated(AccountState s) {
     switch (s) {
     case AccountState::provisioned:

@@ -44,6 +44,10 @@ std::optional<AccountState> account_state_from(std::string_view name);
 // answered locally.
 bool is_migrated(AccountState s);
 
+// True for states in which a copy round may run for the account (provisioned, copying,
+// synced, resyncing, failed, held): it is on the new server and not yet cut over.
+bool copies_may_run(AccountState s);
+
 using UnixTime = std::int64_t; // seconds since the epoch
 
 struct Account {
